@@ -1,0 +1,301 @@
+"""The report's figures, in one style; each is saved as PNG and SVG beside the CSV it was drawn from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from benchmark import tables as T  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind", 10)
+LINESTYLES = ["-", "--", ":", "-."]
+FAMILY_MARKERS = {"lookup": "s", "template": "D", "in-context": "o", "fine-tune": "^", "reference": "P"}
+DPI = 100
+
+
+@dataclass
+class Figure:
+    """A written figure: its files, the CSV of the plotted data, and a caption for the report."""
+
+    key: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+    csv: Path
+    extra: dict = field(default_factory=dict)
+
+
+def slug(*parts: str) -> str:
+    """A file-name-safe stem from parts (``pool_size=16`` -> ``pool_size-16``)."""
+    text = "__".join(p for p in parts if p)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "all"
+
+
+class Styler:
+    """One colour and line style per predictor, the same in every figure of a report."""
+
+    def __init__(self, predictors: Sequence[str]):
+        self.names = list(dict.fromkeys(predictors))
+
+    def color(self, name: str):
+        i = self.names.index(name) if name in self.names else len(self.names)
+        return PALETTE[i % len(PALETTE)]
+
+    def linestyle(self, name: str) -> str:
+        i = self.names.index(name) if name in self.names else 0
+        return LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.05)
+    plt.rcParams.update({"svg.fonttype": "none", "figure.dpi": DPI, "savefig.bbox": "tight",
+                         "axes.titleweight": "bold"})
+
+
+def _save(fig, out_dir: Path, stem: str, data: pd.DataFrame, key: str, title: str, caption: str,
+          **extra) -> Figure:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg, csv = out_dir / f"{stem}.png", out_dir / f"{stem}.svg", out_dir / f"{stem}.csv"
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(svg)
+    plt.close(fig)
+    data.to_csv(csv, index=False)
+    return Figure(key, title, caption, png, svg, csv, extra)
+
+
+def _use_log(values: pd.Series, higher_better: bool) -> bool:
+    """Errors spanning more than 1.5 decades (e.g. OLS near shots = d) read better on a log axis."""
+    v = values[np.isfinite(values) & (values > 0)]
+    return (not higher_better) and len(v) > 1 and (values >= 0).all() and v.max() / v.min() > 30
+
+
+def _err(mean, lo, hi) -> list:
+    """Error-bar lengths; never negative (a percentile interval can sit beside a skewed mean)."""
+    mean, lo, hi = (np.asarray(v, dtype=float) for v in (mean, lo, hi))
+    return [np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)]
+
+
+def _floor(values: pd.Series) -> float:
+    """The lowest value a log axis shows; zeros and lower interval ends are clipped to it."""
+    v = values[np.isfinite(values) & (values > 0)]
+    return float(v.min()) / 3 if len(v) else 1e-6
+
+
+def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, styler: Styler,
+                   out_dir: Path) -> Figure | None:
+    """One panel per split, one line per predictor, 95% bootstrap band over episodes."""
+    data = curves[(curves["suite"] == suite) & (curves["setting"] == setting)].copy()
+    if data.empty or data["shots"].nunique() < 2:
+        return None
+    _style()
+    splits = [s for s in T.SPLIT_ORDER if s in set(data["split"])] + \
+        sorted(set(data["split"]) - set(T.SPLIT_ORDER))
+    hb = T.higher_is_better(suite)
+    log = _use_log(data["mean"], hb)
+    floor = _floor(data["mean"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.6 * len(splits) + 1.8, 3.6), sharey=True,
+                             squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        d = data[data["split"] == split]
+        for pred in styler.names:
+            p = d[d["predictor"] == pred].sort_values("shots")
+            if p.empty:
+                continue
+            c = styler.color(pred)
+            mean = p["mean"].clip(lower=floor) if log else p["mean"]
+            ax.plot(p["shots"], mean, color=c, ls=styler.linestyle(pred), lw=1.6, label=pred)
+            lo = p["lo"].clip(lower=floor) if log else p["lo"]
+            ax.fill_between(p["shots"], lo, p["hi"], color=c, alpha=0.15, lw=0)
+        ax.set_title(split)
+        ax.set_xlabel("demonstrations (shots)")
+        if log:
+            ax.set_yscale("log")
+    axes[0][0].set_ylabel(T.metric_label(suite, metric) + ("\n[log scale]" if log else ""))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+               title="predictor")
+    title = f"{suite}" + (f" ({setting})" if setting else "") + ": score vs demonstrations"
+    fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    caption = (f"Mean {metric} per number of demonstrations, one panel per split; shaded bands are "
+               f"95% percentile-bootstrap intervals over episodes (n per point in the CSV).")
+    return _save(fig, out_dir, slug("score_vs_shots", suite, setting), data, "score_vs_shots", title,
+                 caption, suite=suite, setting=setting)
+
+
+def _pool_axis(ax, values: Sequence[float]) -> dict[float, float]:
+    """Log2 x axis for pool sizes; "unlimited" (inf) placed one step right of the largest."""
+    finite = sorted(v for v in set(values) if np.isfinite(v))
+    right = (finite[-1] * 4 if finite else 1.0)
+    pos = {v: v for v in finite}
+    pos[float("inf")] = right
+    ticks = finite + ([right] if any(not np.isfinite(v) for v in values) else [])
+    labels = [f"{int(v)}" for v in finite] + (["unlimited"] if len(ticks) > len(finite) else [])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(labels, rotation=0)
+    ax.minorticks_off()
+    return pos
+
+
+def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out_dir: Path,
+               steps_note: str) -> Figure | None:
+    """Novel- and seen-task error vs pool size M (log2 axis), one line per predictor."""
+    if trans.empty:
+        return None
+    _style()
+    measures = list(dict.fromkeys(trans["measure"]))
+    splits = [s for s in ("novel", "seen-task") if s in set(trans["split"])]
+    fig, axes = plt.subplots(len(splits), len(measures), figsize=(4.2 * len(measures) + 1.8,
+                                                                  3.4 * len(splits)),
+                             squeeze=False, sharex=True)
+    hb = T.higher_is_better(suite)
+    for i, split in enumerate(splits):
+        for j, meas in enumerate(measures):
+            ax = axes[i][j]
+            d = trans[(trans["split"] == split) & (trans["measure"] == meas)]
+            pos = _pool_axis(ax, trans["M"].tolist())
+            log = _use_log(d["mean"], hb)
+            floor = _floor(d["mean"])
+            for pred in styler.names:
+                p = d[d["predictor"] == pred].sort_values("M")
+                if p.empty:
+                    continue
+                x = p["M"].map(pos)
+                c = styler.color(pred)
+                mean = p["mean"].clip(lower=floor) if log else p["mean"]
+                lo = p["lo"].clip(lower=floor) if log else p["lo"]
+                ax.errorbar(x, mean, yerr=_err(mean, lo, p["hi"]), color=c,
+                            ls=styler.linestyle(pred), marker="o", ms=4, lw=1.5, capsize=2, label=pred)
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(f"{split}: {meas}")
+            if i == len(splits) - 1:
+                ax.set_xlabel("pool size M (pretraining tasks, log2)")
+            if j == 0:
+                ax.set_ylabel(T.metric_label(suite, metric))
+            if log:
+                ax.set_title(f"{split}: {meas} [log]")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+               title="predictor")
+    title = f"{suite}: the lookup -> template -> learner transition"
+    fig.suptitle(title, y=1.01)
+    fig.tight_layout()
+    caption = ("Error vs the number of pretraining tasks M; points are means, bars 95% bootstrap "
+               "intervals over episodes (for the mean over shots, each episode's mean over shots is "
+               f"resampled). {steps_note}")
+    return _save(fig, out_dir, slug("transition", suite), trans, "transition", title, caption,
+                 suite=suite)
+
+
+def distance(dist: pd.DataFrame, suite: str, out_dir: Path, steps_note: str) -> Figure | None:
+    """Raventós et al.'s comparison: how close the transformer's predictions are to dMMSE and ridge."""
+    if dist.empty:
+        return None
+    _style()
+    splits = [s for s in ("novel", "seen-task") if s in set(dist["split"])]
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits) + 1.8, 3.6), squeeze=False,
+                             sharey=True)
+    colors = {t: PALETTE[k % len(PALETTE)] for k, t in enumerate(dict.fromkeys(dist["to"]))}
+    for ax, split in zip(axes[0], splits):
+        d = dist[dist["split"] == split]
+        pos = _pool_axis(ax, dist["M"].tolist())
+        for to, p in d.groupby("to", sort=False):
+            p = p.sort_values("M")
+            ax.errorbar(p["M"].map(pos), p["mean"], yerr=_err(p["mean"], p["lo"], p["hi"]),
+                        color=colors[to], marker="o", ms=4, capsize=2, label=f"to {to}")
+        ax.set_title(split)
+        ax.set_xlabel("pool size M (pretraining tasks, log2)")
+        if (d["mean"] > 0).all() and len(d):
+            ax.set_yscale("log")
+    subject = dist["subject"].iloc[0]
+    axes[0][0].set_ylabel(f"distance of {subject}\n(mean squared difference / d, lower = closer)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    title = f"{suite}: whose predictions does {subject} match?"
+    fig.suptitle(title, y=1.03)
+    fig.tight_layout()
+    caption = (f"Mean squared distance between {subject}'s predictions and each reference's on the "
+               "same episodes and queries (shots >= 1), divided by d; bars are 95% bootstrap "
+               f"intervals over episodes x shots. {steps_note}")
+    return _save(fig, out_dir, slug("distance", suite), dist, "distance", title, caption, suite=suite)
+
+
+def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -> Figure | None:
+    """Memorization gap vs runtime-learning gain, one point per predictor, one panel per setting."""
+    data = points[points["suite"] == suite]
+    if data.empty:
+        return None
+    _style()
+    settings = T.setting_order(data["setting"])
+    n = len(settings)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols + 2.2, 4.2 * rows), squeeze=False)
+    hb = T.higher_is_better(suite)
+    unit = "score" if hb else "error"
+    for k, setting in enumerate(settings):
+        ax = axes[k // cols][k % cols]
+        d = data[data["setting"] == setting]
+        for _, r in d.iterrows():
+            c = styler.color(r["predictor"])
+            m = FAMILY_MARKERS.get(r["family"], "X")
+            gain = 0.0 if pd.isna(r["gain"]) else r["gain"]
+            xerr = _err([r["gap"]], [r["gap_lo"]], [r["gap_hi"]])
+            yerr = None if pd.isna(r["gain"]) else _err([r["gain"]], [r["gain_lo"]], [r["gain_hi"]])
+            ax.errorbar([r["gap"]], [gain], xerr=xerr, yerr=yerr, color=c, lw=1, capsize=2,
+                        fmt="none", alpha=0.8)
+            ax.scatter([r["gap"]], [gain], marker=m, s=60, edgecolors=[c], linewidths=1.6,
+                       facecolors=[c] if r["updates_weights"] else ["white"], zorder=3)
+            ax.annotate(r["predictor"], (r["gap"], gain), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7.5, color="0.2")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_title(setting or suite)
+        gap_def = "memorized - novel score" if hb else "novel - memorized error"
+        gain_def = "score at most - fewest shots" if hb else "error at fewest - most shots"
+        ax.set_xlabel(f"memorization gap ({gap_def};\n> 0: better on memorized episodes)")
+        if k % cols == 0:
+            ax.set_ylabel(f"runtime-learning gain on novel tasks\n({gain_def}; > 0: improves)")
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    from matplotlib.lines import Line2D
+
+    fams = [f for f in T.FAMILY_ORDER if f in set(data["family"])]
+    handles = [Line2D([], [], marker=FAMILY_MARKERS.get(f, "X"), ls="", color="0.3", mfc="white",
+                      label=f) for f in fams]
+    handles.append(Line2D([], [], marker="o", ls="", color="0.3", mfc="0.3",
+                          label="filled: updates weights at runtime"))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+               title="family")
+    title = f"{suite}: the triad map"
+    fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    caption = ("One point per predictor. x: how much better it does on memorized than on novel "
+               "episodes (mean over shots >= 1); y: how much its novel-task "
+               f"{unit} improves from the fewest to the most demonstrations (paired by episode). Both "
+               "axes are signed so that positive means better. Bars: 95% bootstrap intervals; hollow "
+               "markers: weights frozen at runtime.")
+    return _save(fig, out_dir, slug("triad_map", suite), data, "triad_map", title, caption, suite=suite)

@@ -1,0 +1,520 @@
+"""Aggregation for the report: load and merge runs, grouped means with bootstrap intervals.
+
+Every number the report shows comes from here, so that a figure's CSV and the table beside it
+agree. Intervals are percentile-bootstrap intervals over episodes, vectorised across groups.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from benchmark.stats import bootstrap_ci
+
+#: columns that identify one scored episode; two runs holding the same key hold the same cell
+ROW_KEY = ["suite", "suite_config", "predictor", "predictor_params", "split", "shots", "seed",
+           "episode_id", "task_id", "status"]
+NUMERIC = {"shots": int, "seed": int, "score": float, "fit_seconds": float, "predict_seconds": float}
+#: one episode (the same points at every shot count)
+PAIR_KEY = ["suite", "suite_config", "split", "seed", "episode_id"]
+SPLIT_ORDER = ["memorized", "seen-task", "novel", "ood"]
+FAMILY_ORDER = ["lookup", "template", "in-context", "fine-tune", "reference"]
+MAX_BOOT = 1000
+#: total resampled values per grouped bootstrap (keeps a 300k-row report to a few seconds)
+BOOT_WORK = 60_000_000
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """One run's ``results.csv``, every column as text except the numeric ones."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no results.csv (is {path.parent} a run directory?)")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("suite", "split", "predictor", "shots", "score", "status") if c not in df]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}")
+    for col, cast in NUMERIC.items():
+        if col in df:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+    df["shots"] = df["shots"].astype(int)
+    if "seed" in df:
+        df["seed"] = df["seed"].fillna(0).astype(int)
+    if "updates_weights" in df:
+        df["updates_weights"] = df["updates_weights"].str.lower().eq("true")
+    for col in ROW_KEY + ["family", "metric"]:
+        if col not in df:
+            df[col] = ""
+    return df
+
+
+def read_manifest(run: Path) -> dict:
+    """A run's manifest (empty dict when absent, so a bare results.csv still reports)."""
+    p = Path(run) / "manifest.json"
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+
+
+def load_runs(runs: Sequence[Path]) -> tuple[pd.DataFrame, list[dict]]:
+    """Merge the runs' rows, dropping cells that appear in more than one run (first run wins)."""
+    if not runs:
+        raise ValueError("build_report: no run directories given")
+    frames, manifests = [], []
+    for r in runs:
+        df = read_results(Path(r) / "results.csv")
+        df["run"] = str(r)
+        frames.append(df)
+        manifests.append({"run": str(r), **read_manifest(r)})
+    df = pd.concat(frames, ignore_index=True)
+    df = df.drop_duplicates(ROW_KEY, keep="first").reset_index(drop=True)
+    df["setting"] = setting_labels(df)
+    for (suite, metric), _ in df.groupby(["suite", "metric"]):
+        d = direction_from_metric(metric)
+        if d is not None and suite not in DIRECTIONS:
+            DIRECTIONS[suite] = d
+    higher_is_better.cache_clear()
+    return df, manifests
+
+
+def setting_labels(df: pd.DataFrame) -> pd.Series:
+    """Per row, the suite parameters that vary within its suite (e.g. ``pool_size=16``)."""
+    out = pd.Series("", index=df.index, dtype=object)
+    for suite, g in df.groupby("suite"):
+        configs = {c: json.loads(c) if c else {} for c in g["suite_config"].unique()}
+        keys = sorted({k for cfg in configs.values() for k in cfg})
+        varying = [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True)
+                                           for cfg in configs.values()}) > 1]
+        labels = {c: ", ".join(f"{k}={cfg.get(k)}" for k in varying) for c, cfg in configs.items()}
+        out[g.index] = g["suite_config"].map(labels)
+    return out
+
+
+def setting_order(values: Iterable[str]) -> list[str]:
+    """Settings sorted numerically where they are numbers ("unlimited" last)."""
+
+    def key(s: str):
+        parts = []
+        for item in s.split(", "):
+            v = item.split("=", 1)[-1]
+            try:
+                parts.append((0, float(v), ""))
+            except ValueError:
+                parts.append((1, 0.0, v))
+        return parts
+
+    return sorted(set(values), key=key)
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "ok") & df["score"].notna()]
+
+
+# -- vectorised bootstrap ---------------------------------------------------------------------
+def n_boot_for(total: int) -> int:
+    """Resamples per group: MAX_BOOT, fewer for very large inputs (never under 200)."""
+    return int(max(200, min(MAX_BOOT, BOOT_WORK // max(1, total))))
+
+
+def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", level: float = 0.95,
+                      seed: int = 0, n_boot: int | None = None) -> pd.DataFrame:
+    """Mean, percentile-bootstrap interval and count of ``value`` for each group of ``by``.
+
+    All groups are resampled together (one index draw per resample covers every group), so
+    thousands of groups cost about as much as one large group.
+
+    Example
+    -------
+    >>> d = pd.DataFrame({"g": ["a"] * 50 + ["b"] * 50, "score": np.r_[np.zeros(50), np.ones(50)]})
+    >>> grouped_bootstrap(d, ["g"])[["g", "mean", "n"]].values.tolist()
+    [['a', 0.0, 50], ['b', 1.0, 50]]
+    """
+    cols = by + ["mean", "lo", "hi", "n"]
+    d = df[by + [value]].dropna(subset=[value])
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    d = d.sort_values(by, kind="stable")
+    gid = d.groupby(by, sort=False, observed=True).ngroup().to_numpy()
+    keys = d.drop_duplicates(by)[by].reset_index(drop=True)
+    v = d[value].to_numpy(float)
+    sizes = np.bincount(gid)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    means = np.bincount(gid, weights=v) / sizes
+    B = n_boot or n_boot_for(len(v))
+    rng = np.random.default_rng(seed)
+    row_size = sizes[gid]
+    row_start = starts[gid]
+    chunk = max(1, 8_000_000 // len(v))
+    boot = np.empty((B, len(sizes)))
+    for s in range(0, B, chunk):
+        c = min(chunk, B - s)
+        idx = row_start + (rng.random((c, len(v)), dtype=np.float32) * row_size).astype(np.int64)
+        np.minimum(idx, (row_start + row_size - 1), out=idx)  # float32 rounding can reach the end
+        sums = np.add.reduceat(v[idx], starts, axis=1)
+        boot[s : s + c] = sums / sizes
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a], axis=0)
+    single = sizes < 2
+    lo[single] = hi[single] = means[single]
+    out = keys.copy()
+    out["mean"], out["lo"], out["hi"], out["n"] = means, lo, hi, sizes
+    return out
+
+
+def episode_means(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Each episode's score averaged over its shot counts: the unit the intervals resample."""
+    key = by + [c for c in PAIR_KEY if c not in by]
+    return df.groupby(key, observed=True, sort=False)["score"].mean().reset_index()
+
+
+# -- tables -----------------------------------------------------------------------------------
+#: suite -> higher is better, filled from metric names by :func:`load_runs` (saves importing
+#: every registered suite, and torch with them, just to read one class attribute)
+DIRECTIONS: dict[str, bool] = {}
+_LOWER = ("mse", "mae", "rmse", "error", "loss", "distance", "regret")
+_HIGHER = ("acc", "accuracy", "exact", "match", "solved", "f1", "correct", "success")
+
+
+def direction_from_metric(metric: str) -> bool | None:
+    """True / False when the metric's name says higher / lower is better, else None."""
+    words = [w for w in __import__("re").split(r"[^a-z0-9]+", str(metric).lower()) if w]
+    if any(w in _LOWER for w in words):
+        return False
+    if any(w in _HIGHER for w in words):
+        return True
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def higher_is_better(suite: str) -> bool:
+    """Whether the suite's metric is a score (True) or an error (False); unknown suites: error."""
+    if suite in DIRECTIONS:
+        return DIRECTIONS[suite]
+    try:
+        from benchmark.registry import suite_class
+
+        return bool(getattr(suite_class(suite), "higher_is_better", False))
+    except Exception:
+        return False
+
+
+def metric_label(suite: str, metric: str) -> str:
+    """An axis label naming the measure and its direction."""
+    if higher_is_better(suite):
+        return f"score ({metric}, higher is better)"
+    return f"error ({metric}, lower is better)"
+
+
+def curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Score vs shots: mean and interval per suite, setting, split, predictor and shot count."""
+    return grouped_bootstrap(ok_rows(df), ["suite", "setting", "split", "predictor", "shots"])
+
+
+def status_counts(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Errors and skips per group (a skipped cell counts once)."""
+    c = df.assign(errors=df["status"].eq("error"), skipped=df["status"].eq("skipped"))
+    return c.groupby(by, observed=True)[["errors", "skipped"]].sum().reset_index()
+
+
+def not_applicable(df: pd.DataFrame, manifests: Sequence[dict]) -> pd.DataFrame:
+    """Predictor x setting pairs with no scored row, and why (the skip message)."""
+    rows = []
+    for m in manifests:
+        for s in m.get("not_applicable", []) or []:
+            rows.append({"suite": s.get("suite", ""), "suite_config": s.get("suite_config", ""),
+                         "predictor": s.get("predictor", ""), "reason": s.get("reason", "")})
+    sk = df[df["status"] == "skipped"]
+    scored = set(map(tuple, ok_rows(df)[["suite", "suite_config", "predictor"]].drop_duplicates().values))
+    for (suite, cfg, pred), g in sk.groupby(["suite", "suite_config", "predictor"]):
+        if (suite, cfg, pred) not in scored:
+            rows.append({"suite": suite, "suite_config": cfg, "predictor": pred,
+                         "reason": str(g["error"].iloc[0])})
+    na = pd.DataFrame(rows, columns=["suite", "suite_config", "predictor", "reason"]).drop_duplicates()
+    if len(na):
+        labels = setting_labels(pd.concat([df[["suite", "suite_config"]], na[["suite", "suite_config"]]],
+                                          ignore_index=True))
+        na["setting"] = labels.iloc[len(df):].to_numpy()
+    else:
+        na["setting"] = []
+    return na
+
+
+def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFrame:
+    """Per suite, setting, split and predictor: mean over shots >= 1 and at the largest shot count.
+
+    Suites scored at one shot count only (e.g. ARC) get that count in both columns. Predictors
+    that were not applicable get a row with ``status`` "n/a" and the reason, never a score.
+    """
+    ok = ok_rows(df)
+    by = ["suite", "setting", "split", "predictor"]
+    maxshot = ok.groupby(["suite", "setting"])["shots"].transform("max")
+    pos = ok[(ok["shots"] >= 1) | (maxshot == 0)]
+    over = grouped_bootstrap(episode_means(pos, by), by, seed=1).rename(columns={"mean": "mean_shots_ge1", "lo": "lo_shots_ge1",
+                                                               "hi": "hi_shots_ge1", "n": "n_shots_ge1"})
+    at = ok[ok["shots"] == maxshot]
+    atmax = grouped_bootstrap(at, by, seed=2).rename(columns={"mean": "mean_max_shot", "lo": "lo_max_shot",
+                                                               "hi": "hi_max_shot", "n": "n_max_shot"})
+    ms = at.groupby(by)["shots"].max().rename("max_shot").reset_index()
+    meta = df.groupby("predictor").agg(family=("family", "first"),
+                                       updates_weights=("updates_weights", "first")).reset_index()
+    lb = over.merge(atmax, on=by, how="outer").merge(ms, on=by, how="left")
+    lb = lb.merge(status_counts(df, by), on=by, how="left").merge(meta, on="predictor", how="left")
+    lb["status"] = "ok"
+    lb["reason"] = ""
+    na = not_applicable(df, manifests)
+    if len(na):
+        splits = df.groupby(["suite", "setting"])["split"].unique()
+        extra = []
+        for _, r in na.iterrows():
+            for sp in splits.get((r["suite"], r["setting"]), []):
+                if not ((lb["suite"] == r["suite"]) & (lb["setting"] == r["setting"]) & (lb["split"] == sp)
+                        & (lb["predictor"] == r["predictor"])).any():
+                    extra.append({"suite": r["suite"], "setting": r["setting"], "split": sp,
+                                  "predictor": r["predictor"], "status": "n/a", "reason": r["reason"]})
+        if extra:
+            ex = pd.DataFrame(extra).drop_duplicates(["suite", "setting", "split", "predictor"])
+            ex = ex.merge(meta, on="predictor", how="left")
+            lb = pd.concat([lb, ex], ignore_index=True)
+    lb["split_rank"] = lb["split"].map({s: i for i, s in enumerate(SPLIT_ORDER)}).fillna(99)
+    sign = lb["suite"].map(lambda s: -1.0 if higher_is_better(s) else 1.0)
+    lb["_sort"] = (lb["mean_shots_ge1"] * sign).fillna(np.inf)
+    order = {s: i for i, s in enumerate(setting_order(lb["setting"]))}
+    lb["_set"] = lb["setting"].map(order)
+    lb = lb.sort_values(["suite", "_set", "split_rank", "_sort"]).drop(columns=["split_rank", "_sort", "_set"])
+    cols = ["suite", "setting", "split", "predictor", "family", "updates_weights", "status",
+            "mean_shots_ge1", "lo_shots_ge1", "hi_shots_ge1", "n_shots_ge1", "max_shot",
+            "mean_max_shot", "lo_max_shot", "hi_max_shot", "n_max_shot", "errors", "skipped", "reason"]
+    return lb.reindex(columns=cols).reset_index(drop=True)
+
+
+def family_summary(lb: pd.DataFrame) -> pd.DataFrame:
+    """Per suite, setting, split and family: the family's best predictor (over shots >= 1)."""
+    ok = lb[lb["status"] == "ok"].dropna(subset=["mean_shots_ge1"])
+    rows = []
+    for (suite, setting, split, fam), g in ok.groupby(["suite", "setting", "split", "family"]):
+        best = g.loc[g["mean_shots_ge1"].idxmax() if higher_is_better(suite) else g["mean_shots_ge1"].idxmin()]
+        rows.append({"suite": suite, "setting": setting, "split": split, "family": fam,
+                     "predictors": len(g), "best": best["predictor"], "mean": best["mean_shots_ge1"],
+                     "lo": best["lo_shots_ge1"], "hi": best["hi_shots_ge1"], "n": best["n_shots_ge1"]})
+    out = pd.DataFrame(rows, columns=["suite", "setting", "split", "family", "predictors", "best",
+                                      "mean", "lo", "hi", "n"])
+    if len(out):
+        out["_f"] = out["family"].map({f: i for i, f in enumerate(FAMILY_ORDER)}).fillna(99)
+        out["_s"] = out["split"].map({s: i for i, s in enumerate(SPLIT_ORDER)}).fillna(99)
+        order = {s: i for i, s in enumerate(setting_order(out["setting"]))}
+        out["_set"] = out["setting"].map(order)
+        out = out.sort_values(["suite", "_set", "_s", "_f"]).drop(columns=["_f", "_s", "_set"])
+    return out.reset_index(drop=True)
+
+
+# -- paired differences -----------------------------------------------------------------------
+
+
+def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
+    """Per predictor: improvement from the fewest to the most shots on the same episodes.
+
+    ``gain`` is signed so that positive means better (error falls or score rises); the interval
+    is over paired per-episode differences.
+    """
+    ok = ok_rows(df[df["split"] == split])
+    rows = []
+    for (suite, setting, pred), g in ok.groupby(["suite", "setting", "predictor"]):
+        lo_k, hi_k = g["shots"].min(), g["shots"].max()
+        if lo_k == hi_k:
+            continue
+        a = g[g["shots"] == lo_k].set_index(PAIR_KEY)["score"]
+        b = g[g["shots"] == hi_k].set_index(PAIR_KEY)["score"]
+        a, b = a[~a.index.duplicated()], b[~b.index.duplicated()]
+        common = a.index.intersection(b.index)
+        sign = 1.0 if higher_is_better(suite) else -1.0
+        if len(common) >= 2:
+            diff = sign * (b[common].to_numpy() - a[common].to_numpy())
+            paired = True
+        else:  # no shared episodes: difference of independent means
+            diff, paired = None, False
+        if paired:
+            m, l, h = bootstrap_ci(diff, n_boot=MAX_BOOT, seed=3)
+        else:
+            ma, la, ha = bootstrap_ci(a.to_numpy(), seed=3)
+            mb, lb_, hb = bootstrap_ci(b.to_numpy(), seed=4)
+            m = sign * (mb - ma)
+            half = np.hypot(max(ha - la, 0), max(hb - lb_, 0)) / 2
+            l, h = m - half, m + half
+        rows.append({"suite": suite, "setting": setting, "predictor": pred, "split": split,
+                     "from_shots": int(lo_k), "to_shots": int(hi_k),
+                     "score_from": float(a.mean()), "score_to": float(b.mean()),
+                     "gain": m, "lo": l, "hi": h, "n": int(len(common) if paired else min(len(a), len(b))),
+                     "paired": paired})
+    return pd.DataFrame(rows, columns=["suite", "setting", "predictor", "split", "from_shots", "to_shots",
+                                       "score_from", "score_to", "gain", "lo", "hi", "n", "paired"])
+
+
+def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str,
+                      split: str = "novel") -> dict | None:
+    """mean(score_a - score_b) over shared episodes and shots >= 1, signed so positive = a better."""
+    ok = ok_rows(df[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)])
+    maxshot = ok["shots"].max() if len(ok) else 0
+    ok = ok[(ok["shots"] >= 1) | (maxshot == 0)]
+    key = PAIR_KEY + ["shots"]
+    sa = ok[ok["predictor"] == a].drop_duplicates(key).set_index(key)["score"]
+    sb = ok[ok["predictor"] == b].drop_duplicates(key).set_index(key)["score"]
+    common = sa.index.intersection(sb.index)
+    if len(common) < 2:
+        return None
+    sign = 1.0 if higher_is_better(suite) else -1.0
+    # episodes are the unit: average each episode's difference over shots, then bootstrap
+    diff = (sign * (sa[common] - sb[common])).groupby(level=PAIR_KEY).mean().to_numpy()
+    m, l, h = bootstrap_ci(diff, n_boot=MAX_BOOT, seed=5)
+    return {"a": a, "b": b, "diff": m, "lo": l, "hi": h, "n": int(len(diff)),
+            "mean_a": float(sa[common].mean()), "mean_b": float(sb[common].mean())}
+
+
+def triad_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Per predictor and setting: memorization gap and runtime-learning gain, both "positive = better".
+
+    gap = (memorized - novel) score over shots >= 1, with errors negated so a positive gap means
+    better on memorized episodes; gain = improvement on novel episodes from the fewest to the most
+    shots (paired by episode). Intervals: independent bootstrap for the gap (different
+    episodes), paired bootstrap for the gain.
+    """
+    ok = ok_rows(df)
+    maxshot = ok.groupby(["suite", "setting"])["shots"].transform("max")
+    pos = ok[(ok["shots"] >= 1) | (maxshot == 0)]
+    by = ["suite", "setting", "predictor"]
+    mem = grouped_bootstrap(episode_means(pos[pos["split"] == "memorized"], by), by, seed=6)
+    nov = grouped_bootstrap(episode_means(pos[pos["split"] == "novel"], by), by, seed=7)
+    gain = shot_gain(df, "novel")
+    pts = mem.merge(nov, on=by, suffixes=("_mem", "_nov"))
+    rows = []
+    for _, r in pts.iterrows():
+        sign = 1.0 if higher_is_better(r["suite"]) else -1.0
+        gap = sign * (r["mean_mem"] - r["mean_nov"])
+        half = np.hypot(r["hi_mem"] - r["lo_mem"], r["hi_nov"] - r["lo_nov"]) / 2
+        g = gain[(gain["suite"] == r["suite"]) & (gain["setting"] == r["setting"])
+                 & (gain["predictor"] == r["predictor"])]
+        gv = g.iloc[0] if len(g) else None
+        rows.append({"suite": r["suite"], "setting": r["setting"], "predictor": r["predictor"],
+                     "gap": gap, "gap_lo": gap - half, "gap_hi": gap + half,
+                     "gain": np.nan if gv is None else gv["gain"],
+                     "gain_lo": np.nan if gv is None else gv["lo"],
+                     "gain_hi": np.nan if gv is None else gv["hi"],
+                     "n_memorized": int(r["n_mem"]), "n_novel": int(r["n_nov"])})
+    out = pd.DataFrame(rows, columns=["suite", "setting", "predictor", "gap", "gap_lo", "gap_hi",
+                                      "gain", "gain_lo", "gain_hi", "n_memorized", "n_novel"])
+    meta = df.groupby("predictor").agg(family=("family", "first"),
+                                       updates_weights=("updates_weights", "first")).reset_index()
+    return out.merge(meta, on="predictor", how="left")
+
+
+# -- the pool-size transition -----------------------------------------------------------------
+def pool_value(v: str) -> float:
+    """Pool size as a number; "unlimited" is +inf."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16)) -> pd.DataFrame:
+    """Error vs pool size: per split (novel, seen-task), predictor and pool size, the mean over
+    shots 1..max and at the given shot counts (those present), with intervals."""
+    ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"])])
+    if "pool_size" not in ok or ok["pool_size"].nunique() < 2:
+        return pd.DataFrame()
+    by = ["split", "predictor", "pool_size"]
+    parts = []
+    pos = ok[ok["shots"] >= 1]
+    m = grouped_bootstrap(episode_means(pos, by), by, seed=8)
+    m["measure"] = f"mean over shots 1..{int(ok['shots'].max())}"
+    parts.append(m)
+    for k in shots_at:
+        sub = ok[ok["shots"] == k]
+        if len(sub):
+            g = grouped_bootstrap(sub, by, seed=9 + k)
+            g["measure"] = f"at {k} shots"
+            parts.append(g)
+    out = pd.concat(parts, ignore_index=True)
+    out["M"] = out["pool_size"].map(pool_value)
+    return out[["split", "measure", "predictor", "pool_size", "M", "mean", "lo", "hi", "n"]]
+
+
+def _parse_predictions(s: pd.Series) -> np.ndarray:
+    """JSON lists of equal length into a 2-D float array (rows that fail become NaN)."""
+    vals = []
+    width = None
+    for t in s:
+        try:
+            a = json.loads(t)
+            width = width or len(a)
+            vals.append(a if len(a) == width else [np.nan] * width)
+        except (TypeError, ValueError):
+            vals.append(None)
+    width = width or 1
+    return np.array([v if v is not None else [np.nan] * width for v in vals], dtype=float)
+
+
+def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transformer",
+                        others: Sequence[str] = ("template-dmmse", "ridge")) -> pd.DataFrame:
+    """Raventós et al.'s comparison: mean squared distance between ``subject``'s predictions and
+    each of ``others``' on the same episodes (shots >= 1), divided by d when the suite has one."""
+    key = ["suite_config", "seed", "split", "shots", "episode_id"]
+    ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"]) & (df["shots"] >= 1)])
+    if "pool_size" not in ok:
+        return pd.DataFrame()
+    subj = ok[ok["predictor"] == subject].drop_duplicates(key)
+    if subj.empty:
+        return pd.DataFrame()
+    ps = _parse_predictions(subj["prediction"])
+    parts = []
+    for other in others:
+        oth = ok[ok["predictor"] == other].drop_duplicates(key)
+        if oth.empty:
+            continue
+        j = subj[key + ["pool_size", "d"] if "d" in subj else key + ["pool_size"]].reset_index(drop=True)
+        j["_i"] = np.arange(len(j))
+        o = oth[key].reset_index(drop=True)
+        o["_o"] = np.arange(len(o))
+        jj = j.merge(o, on=key)
+        if jj.empty:
+            continue
+        po = _parse_predictions(oth["prediction"])
+        a, b = ps[jj["_i"].to_numpy()], po[jj["_o"].to_numpy()]
+        if a.shape[1] != b.shape[1]:
+            continue
+        dist = np.nanmean((a - b) ** 2, axis=1)
+        if "d" in jj:
+            dist = dist / pd.to_numeric(jj["d"], errors="coerce").fillna(1.0).to_numpy()
+        jj["distance"] = dist
+        jj["to"] = other
+        parts.append(jj)
+    if not parts:
+        return pd.DataFrame()
+    allp = pd.concat(parts, ignore_index=True)
+    out = grouped_bootstrap(allp, ["split", "to", "pool_size"], value="distance", seed=30)
+    out["M"] = out["pool_size"].map(pool_value)
+    out.insert(0, "subject", subject)
+    return out
+
+
+def checkpoint_cards(suite: str = "linear-regression") -> pd.DataFrame:
+    """Training steps and wall time of the shipped in-context checkpoints, one row per pool size."""
+    import os
+
+    env = os.environ.get("TRIADBENCH_DATA")
+    root = (Path(env) if env else Path(__file__).resolve().parent.parent / "data") / "checkpoints" / suite
+    rows = []
+    for card in sorted(root.glob("pool-*/card.json")):
+        try:
+            c = json.loads(card.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        rows.append({"pool_size": card.parent.name.split("pool-", 1)[1], "steps": c.get("steps"),
+                     "wall_seconds": c.get("wall_seconds"), "card": str(card)})
+    return pd.DataFrame(rows, columns=["pool_size", "steps", "wall_seconds", "card"])

@@ -1,0 +1,131 @@
+"""Plain-sentence verdicts, each computed from the numbers with its interval; never hand-written."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark import tables as T
+
+
+def fmt(x: float) -> str:
+    """Three significant figures, the precision the intervals support."""
+    if pd.isna(x):
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def interval(lo: float, hi: float) -> str:
+    return f"95% CI [{fmt(lo)}, {fmt(hi)}]"
+
+
+def decide(lo: float, hi: float) -> int:
+    """+1 when the interval is above zero, -1 when below, 0 when it includes zero (undecided)."""
+    if pd.isna(lo) or pd.isna(hi):
+        return 0
+    if lo > 0:
+        return 1
+    if hi < 0:
+        return -1
+    return 0
+
+
+def reference_learner(lb: pd.DataFrame, suite: str, setting: str) -> str | None:
+    """Ridge where it was scored; otherwise the best reference-family predictor on novel tasks."""
+    ok = lb[(lb["suite"] == suite) & (lb["setting"] == setting) & (lb["split"] == "novel")
+            & (lb["status"] == "ok")].dropna(subset=["mean_shots_ge1"])
+    if "ridge" in set(ok["predictor"]):
+        return "ridge"
+    return _best(ok[ok["family"] == "reference"], suite)
+
+
+def best_template(lb: pd.DataFrame, suite: str, setting: str) -> str | None:
+    ok = lb[(lb["suite"] == suite) & (lb["setting"] == setting) & (lb["split"] == "novel")
+            & (lb["status"] == "ok")].dropna(subset=["mean_shots_ge1"])
+    return _best(ok[ok["family"] == "template"], suite)
+
+
+def _best(g: pd.DataFrame, suite: str) -> str | None:
+    if g.empty:
+        return None
+    i = g["mean_shots_ge1"].idxmax() if T.higher_is_better(suite) else g["mean_shots_ge1"].idxmin()
+    return str(g.loc[i, "predictor"])
+
+
+def _comparison(df: pd.DataFrame, pred: str, other: str | None, role: str, key: str, suite: str,
+                setting: str, unit: str) -> tuple[str, dict]:
+    if other is None:
+        return f"No {role} was scored here, so there is nothing to compare with.", {}
+    if other == pred:
+        return f"It is itself the {role} here.", {}
+    c = T.paired_comparison(df, pred, other, suite, setting, "novel")
+    if c is None:
+        return f"It shares no scored novel episodes with the {role} ({other}).", {}
+    better_word = "higher" if T.higher_is_better(suite) else "lower"
+    worse_word = "lower" if T.higher_is_better(suite) else "higher"
+    d = decide(c["lo"], c["hi"])
+    head = (f"Against the {role} ({other}) on novel tasks (mean over shots >= 1, paired by episode), "
+            f"its {unit} is {fmt(c['mean_a'])} vs {fmt(c['mean_b'])}")
+    if d > 0:
+        text = f"{head}: {better_word} by {fmt(c['diff'])} ({interval(c['lo'], c['hi'])}), so it does better."
+    elif d < 0:
+        text = (f"{head}: {worse_word} by {fmt(-c['diff'])} ({interval(-c['hi'], -c['lo'])}), "
+                "so it does worse.")
+    else:
+        text = (f"{head}; the difference {fmt(c['diff'])} ({interval(c['lo'], c['hi'])}) includes zero, "
+                "so the data cannot decide.")
+    return text, {f"vs_{key}": other, f"vs_{key}_diff": c["diff"], f"vs_{key}_lo": c["lo"],
+                  f"vs_{key}_hi": c["hi"], f"vs_{key}_decision": d}
+
+
+def verdicts(df: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
+    """One paragraph per suite, setting and scored predictor, with the numbers behind it.
+
+    Columns: suite, setting, predictor, text, and the gain / comparison intervals and decisions
+    (+1 better, -1 worse, 0 undecided), so that tests and other tools need not parse sentences.
+    """
+    gains = T.shot_gain(df, "novel")
+    meta = df.groupby("predictor").agg(family=("family", "first"),
+                                       updates_weights=("updates_weights", "first"))
+    rows = []
+    novel = T.ok_rows(df[df["split"] == "novel"])
+    scored = lb[(lb["split"] == "novel") & (lb["status"] == "ok")]
+    for (suite, setting), g in scored.groupby(["suite", "setting"], sort=False):
+        unit = "score" if T.higher_is_better(suite) else "error"
+        sub = novel[(novel["suite"] == suite) & (novel["setting"] == setting)]
+        tmpl = best_template(lb, suite, setting)
+        ref = reference_learner(lb, suite, setting)
+        for pred in g["predictor"]:
+            fam = meta.loc[pred, "family"] if pred in meta.index else "?"
+            upd = bool(meta.loc[pred, "updates_weights"]) if pred in meta.index else False
+            parts = [f"**{pred}** ({fam}; {'updates its weights' if upd else 'weights frozen'} at runtime)."]
+            rec = {"suite": suite, "setting": setting, "predictor": pred, "family": fam,
+                   "updates_weights": upd}
+            gr = gains[(gains["suite"] == suite) & (gains["setting"] == setting) & (gains["predictor"] == pred)]
+            if len(gr):
+                r = gr.iloc[0]
+                d = decide(r["lo"], r["hi"])
+                head = (f"On novel tasks its {unit} goes from {fmt(r['score_from'])} at {r['from_shots']} "
+                        f"shots to {fmt(r['score_to'])} at {r['to_shots']} shots")
+                if d > 0:
+                    parts.append(f"{head}: it improves with demonstrations (paired gain {fmt(r['gain'])}, "
+                                 f"{interval(r['lo'], r['hi'])}).")
+                elif d < 0:
+                    parts.append(f"{head}: it gets worse with demonstrations (paired gain {fmt(r['gain'])}, "
+                                 f"{interval(r['lo'], r['hi'])}).")
+                else:
+                    parts.append(f"{head}; the paired gain {fmt(r['gain'])} ({interval(r['lo'], r['hi'])}) "
+                                 "includes zero, so the data cannot decide whether demonstrations help.")
+                rec.update(gain=r["gain"], gain_lo=r["lo"], gain_hi=r["hi"], gain_decision=d)
+            else:
+                parts.append("It was scored at one shot count only, so no runtime-learning gain is measured.")
+            for other, role, key in ((tmpl, "best template predictor", "template"),
+                                     (ref, "reference learner", "reference")):
+                text, nums = _comparison(sub, pred, other, role, key, suite, setting, unit)
+                parts.append(text)
+                rec.update(nums)
+            rec["text"] = " ".join(parts)
+            rows.append(rec)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame(columns=["suite", "setting", "predictor", "text"])
+    return out
