@@ -16,6 +16,9 @@ import numpy as np
 
 from benchmark.predictor import Predictor
 from benchmark.registry import register_predictor
+from benchmark.seeding import content_hash
+
+_COUNTS: dict = {}  # pool fingerprint -> how many pool tasks each program solves (per process)
 
 Fn = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -256,21 +259,29 @@ class TemplateGrids(Predictor):
     def fit(self, pool: Any) -> "TemplateGrids":
         """Rank programs by the number of pool tasks they solve (every pair the pool shows)."""
         progs = self._programs()
-        counts = np.zeros(len(progs), dtype=np.int64)
-        P = pool.prompts
-        if self.ordered:
-            for i in range(len(P)):
-                pairs = [(np.asarray(x), np.asarray(y)) for x, y in zip(P.support_x[i], P.support_y[i])]
-                pairs += [(np.asarray(x), np.asarray(y)) for x, y in zip(P.query_x[i], pool.prompt_targets[i])]
-                cache: dict = {}
-                for j, prog in enumerate(progs):
-                    if solve(prog, pairs, cache)[0]:
-                        counts[j] += 1
+        key = (content_hash(tuple(pool.task_hashes), tuple(pool.prompt_hashes)), self.depth, self.ordered)
+        counts = _COUNTS.get(key)  # the same pool under other scoring settings: same ranking
+        if counts is None:
+            counts = self._count(pool, progs) if self.ordered else np.zeros(len(progs), dtype=np.int64)
+            _COUNTS[key] = counts
         # stable: ties keep the library's simple-first order
         order = np.argsort(-counts, kind="stable") if self.ordered else np.arange(len(progs))
         self.programs_ = [progs[j] for j in order]
         self.pool_solves_ = {"+".join(progs[j][0]): int(counts[j]) for j in order if counts[j] > 0}
         return self
+
+    @staticmethod
+    def _count(pool: Any, progs: list) -> np.ndarray:
+        counts = np.zeros(len(progs), dtype=np.int64)
+        P = pool.prompts
+        for i in range(len(P)):
+            pairs = [(np.asarray(x), np.asarray(y)) for x, y in zip(P.support_x[i], P.support_y[i])]
+            pairs += [(np.asarray(x), np.asarray(y)) for x, y in zip(P.query_x[i], pool.prompt_targets[i])]
+            cache: dict = {}
+            for j, prog in enumerate(progs):
+                if solve(prog, pairs, cache)[0]:
+                    counts[j] += 1
+        return counts
 
     def predict_task(self, demos: Sequence[tuple[Any, Any]], queries: Sequence[Any]) -> tuple[list[list], list[str]]:
         """Attempts for each query of one task, and the names of the programs used."""

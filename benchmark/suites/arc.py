@@ -232,7 +232,7 @@ class Arc(Suite):
     higher_is_better = True
     metric_range = (0.0, 1.0)
     defaults = {"version": "ARC-AGI-1", "scoring": "per-test-input", "attempts": 2,
-                "memorized_fraction": 0.5, "pool_seed": 0, "path": ""}
+                "memorized_fraction": 0.5, "pool_seed": 0, "path": "", "max_task_cells": 0}
 
     def validate(self) -> None:
         p = self.params
@@ -245,6 +245,9 @@ class Arc(Suite):
             raise ValueError(f"suite 'arc': memorized_fraction must be in [0, 1], got {p['memorized_fraction']!r}")
         if p["path"] and not Path(str(p["path"])).is_dir():
             raise ValueError(f"suite 'arc': path {p['path']!r} is not a folder of ARC-JSON tasks")
+        if isinstance(p["max_task_cells"], bool) or not isinstance(p["max_task_cells"], int) or p["max_task_cells"] < 0:
+            raise ValueError(f"suite 'arc': max_task_cells must be an integer >= 0 (0 = no limit), "
+                             f"got {p['max_task_cells']!r}")
         self.metric = f"exact@{p['attempts']} {p['scoring']}"
         self.rejected_: list[tuple[str, str]] = []
         self.excluded_: dict[str, str] = {}
@@ -304,7 +307,10 @@ class Arc(Suite):
                        prompts=prompts, prompt_targets=qy, prompt_hashes=hashes)
 
     def episodes(self, split: str, shots: int, n: int, seed: int) -> EvalSet:
-        """The first ``n`` tasks of the split in task-id order (``seed`` does not reorder them)."""
+        """The first ``n`` tasks of the split in task-id order (``seed`` does not reorder them).
+
+        With ``max_task_cells`` only tasks whose grids hold at most that many cells in all count.
+        """
         self.check_splits([split])
         self.check_shots([shots])
         if split == "novel":
@@ -314,6 +320,9 @@ class Arc(Suite):
             train = self.training()
             keep = (lambda t: t in mem) if split == "memorized" else (lambda t: t not in mem)
             tasks = [train[t] for t in sorted(train) if keep(t)]
+        cap = int(self.params["max_task_cells"])
+        if cap:  # a small-task subset (e.g. for language models on a CPU budget)
+            tasks = [t for t in tasks if sum(g.size for p in t.train + t.test for g in p) <= cap]
         tasks = sorted(tasks, key=lambda t: t.id)[: max(0, int(n))]
         batch = EpisodeBatch(
             "grid", split, shots, [t.id for t in tasks],
