@@ -1,0 +1,72 @@
+"""Predictors that misbehave on purpose, for the executor tests (registered by importing this
+module; worker processes import it through ``TRIADBENCH_PLUGINS=plugins_for_tests``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmark.predictor import Predictor
+from benchmark.registry import register_predictor
+
+
+@register_predictor("test-raise-some")
+class RaiseSome(Predictor):
+    """Predicts zero, but raises on every episode whose first query coordinate is negative.
+
+    >>> RaiseSome().family
+    'reference'
+    """
+
+    family = "reference"
+
+    def predict(self, batch: Any) -> np.ndarray:
+        if (batch.query_x[:, 0, 0] < 0).any():
+            raise RuntimeError("test predictor refuses negative first coordinates")
+        return np.zeros(batch.query_x.shape[:2])
+
+
+@register_predictor("test-kill")
+class KillWorker(Predictor):
+    """Predicts zero, but kills its own process (SIGKILL) on the ``novel`` split at 2 shots.
+
+    >>> KillWorker(split="novel", shots=2).shots
+    2
+    """
+
+    family = "reference"
+
+    def __init__(self, split: str = "novel", shots: int = 2):
+        self.split = split
+        self.shots = shots
+
+    def predict(self, batch: Any) -> np.ndarray:
+        if batch.split == self.split and batch.shots == self.shots:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return np.zeros(batch.query_x.shape[:2])
+
+
+@register_predictor("test-sleep")
+class Sleep(Predictor):
+    """Predicts zero after sleeping ``seconds`` (``only_shots``: sleep at that shot count only).
+
+    >>> Sleep(seconds=0.5).seconds
+    0.5
+    """
+
+    family = "reference"
+
+    def __init__(self, seconds: float = 0.2, only_shots: int = -1):
+        self.seconds = seconds
+        self.only_shots = only_shots
+
+    def predict(self, batch: Any) -> np.ndarray:
+        if self.only_shots < 0 or batch.shots == self.only_shots:
+            end = time.monotonic() + self.seconds
+            while time.monotonic() < end:  # Python-level waiting, so a timeout can interrupt it
+                time.sleep(0.05)
+        return np.zeros(batch.query_x.shape[:2])
