@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
@@ -21,6 +22,7 @@ _BUILTIN_MODULES = (
     "benchmark.suites.arc",
     "baselines.strings_template",
     "baselines.grid_template",
+    "baselines.arc_llm",
     "baselines.hf_lm",
 )
 
@@ -72,6 +74,13 @@ def _load() -> None:
             if exc.name and (exc.name == mod or mod.startswith(exc.name + ".")):
                 continue
             _load_errors[mod] = f"{type(exc).__name__}: {exc}"
+    # Extra modules named in TRIADBENCH_PLUGINS (comma-separated), imported in every process,
+    # worker processes included: a way to register baselines without packaging them.
+    for mod in filter(None, (m.strip() for m in os.environ.get("TRIADBENCH_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:
+            _load_errors[f"TRIADBENCH_PLUGINS:{mod}"] = f"{type(exc).__name__}: {exc}"
     for group, table in ((PREDICTOR_GROUP, _PREDICTORS), (SUITE_GROUP, _SUITES)):
         for ep in entry_points(group=group):
             try:

@@ -311,6 +311,9 @@ def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None)
     finally:
         bar.close()
         ex.close()
+    from benchmark.executors import report_failures
+
+    report_failures(out, failed_cells)
     frames = [pd.read_csv(cell_path(out, c), keep_default_na=False, na_values=[""],
                           dtype={"task_id": str, "episode_id": str, "error": str, "prediction": str})
               for c in cells if cell_path(out, c).exists()]
