@@ -286,7 +286,13 @@ class Strings(Suite):
         return xs, ys, int(rng.integers(0, 1 << 30))
 
     def _offline(self) -> tuple[list[StringTask], list[tuple]]:
-        """Pool tasks and offline prompts (task, xs, ys, r), kinds interleaved."""
+        """Pool tasks and offline prompts (task, xs, ys, r); computed once per suite object."""
+        cached = self.__dict__.get("_offline_cache")
+        if cached is None:
+            cached = self._offline_cache = self._make_offline()
+        return cached
+
+    def _make_offline(self) -> tuple[list[StringTask], list[tuple]]:
         tasks = self.pool_tasks()
         prompts, taken = [], {}  # an input shown offline belongs to one rule task only
         for t in tasks:
