@@ -46,10 +46,23 @@ def register_gallery(suite: str) -> Callable:
     return deco
 
 
+#: built-in galleries, imported only when a report holds that suite ("module:function")
+BUILTIN_GALLERIES = {"arc": "benchmark.arc_gallery:draw_gallery"}
+
+
 def gallery_hook(suite: str) -> Callable | None:
-    """The registered gallery function for a suite, else its class's ``gallery``, else None."""
+    """The registered gallery function for a suite, else a built-in one, else the suite class's
+    ``gallery`` (a staticmethod or classmethod), else None."""
     if suite in GALLERIES:
         return GALLERIES[suite]
+    if suite in BUILTIN_GALLERIES:
+        import importlib
+
+        mod, fn = BUILTIN_GALLERIES[suite].split(":")
+        try:
+            return getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError):
+            pass
     try:
         from benchmark.registry import suite_class
 
@@ -117,7 +130,9 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     lb.to_csv(tab_dir / "leaderboard.csv", index=False)
     fam = T.family_summary(lb)
     fam.to_csv(tab_dir / "family_summary.csv", index=False)
-    points = T.triad_points(df)
+    gains = T.shot_gain(df, "novel")
+    gains.to_csv(tab_dir / "novel_gain.csv", index=False)
+    points = T.triad_points(df, gains)
     points.to_csv(tab_dir / "triad_points.csv", index=False)
 
     figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "transition": [], "triad_map": []}
@@ -153,7 +168,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
         f = F.triad_map(points, suite, styler, fig_dir)
         if f:
             figs["triad_map"].append(f)
-    verdict = verdicts(df, lb)
+    verdict = verdicts(df, lb, gains)
     verdict.to_csv(tab_dir / "verdict.csv", index=False)
     gallery = _gallery(df, out)
     na = T.not_applicable(df, manifests)
@@ -232,7 +247,7 @@ def leaderboard_view(g: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard rows as displayed: intervals formatted, n/a with its reason."""
     rows = []
     for _, r in g.iterrows():
-        if r["status"] == "n/a":
+        if r["status"] == "not applicable":
             rows.append({"predictor": r["predictor"], "family": r.get("family", ""),
                          "updates weights": "yes" if r.get("updates_weights") is True else "no",
                          "mean over shots >= 1 [95% CI]": f"n/a: {r['reason']}", "episodes": "",

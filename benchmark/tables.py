@@ -76,6 +76,8 @@ def load_runs(runs: Sequence[Path]) -> tuple[pd.DataFrame, list[dict]]:
     df = pd.concat(frames, ignore_index=True)
     df = df.drop_duplicates(ROW_KEY, keep="first").reset_index(drop=True)
     df["setting"] = setting_labels(df)
+    # an integer per episode: pairing on it is far cheaper than on five text columns
+    df["ep"] = df.groupby(PAIR_KEY, sort=False).ngroup()
     for (suite, metric), _ in df.groupby(["suite", "metric"]):
         d = direction_from_metric(metric)
         if d is not None and suite not in DIRECTIONS:
@@ -170,7 +172,7 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
 
 def episode_means(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Each episode's score averaged over its shot counts: the unit the intervals resample."""
-    key = by + [c for c in PAIR_KEY if c not in by]
+    key = by + (["ep"] if "ep" in df else [c for c in PAIR_KEY if c not in by])
     return df.groupby(key, observed=True, sort=False)["score"].mean().reset_index()
 
 
@@ -238,9 +240,9 @@ def not_applicable(df: pd.DataFrame, manifests: Sequence[dict]) -> pd.DataFrame:
                          "reason": str(g["error"].iloc[0])})
     na = pd.DataFrame(rows, columns=["suite", "suite_config", "predictor", "reason"]).drop_duplicates()
     if len(na):
-        labels = setting_labels(pd.concat([df[["suite", "suite_config"]], na[["suite", "suite_config"]]],
-                                          ignore_index=True))
-        na["setting"] = labels.iloc[len(df):].to_numpy()
+        known = df[["suite", "suite_config"]].drop_duplicates()
+        labels = setting_labels(pd.concat([known, na[["suite", "suite_config"]]], ignore_index=True))
+        na["setting"] = labels.iloc[len(known):].to_numpy()
     else:
         na["setting"] = []
     return na
@@ -250,7 +252,7 @@ def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFram
     """Per suite, setting, split and predictor: mean over shots >= 1 and at the largest shot count.
 
     Suites scored at one shot count only (e.g. ARC) get that count in both columns. Predictors
-    that were not applicable get a row with ``status`` "n/a" and the reason, never a score.
+    that were not applicable get a row with ``status`` "not applicable" (shown as n/a) and the reason, never a score.
     """
     ok = ok_rows(df)
     by = ["suite", "setting", "split", "predictor"]
@@ -277,7 +279,7 @@ def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFram
                 if not ((lb["suite"] == r["suite"]) & (lb["setting"] == r["setting"]) & (lb["split"] == sp)
                         & (lb["predictor"] == r["predictor"])).any():
                     extra.append({"suite": r["suite"], "setting": r["setting"], "split": sp,
-                                  "predictor": r["predictor"], "status": "n/a", "reason": r["reason"]})
+                                  "predictor": r["predictor"], "status": "not applicable", "reason": r["reason"]})
         if extra:
             ex = pd.DataFrame(extra).drop_duplicates(["suite", "setting", "split", "predictor"])
             ex = ex.merge(meta, on="predictor", how="left")
@@ -329,8 +331,9 @@ def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
         lo_k, hi_k = g["shots"].min(), g["shots"].max()
         if lo_k == hi_k:
             continue
-        a = g[g["shots"] == lo_k].set_index(PAIR_KEY)["score"]
-        b = g[g["shots"] == hi_k].set_index(PAIR_KEY)["score"]
+        pk = "ep" if "ep" in g else PAIR_KEY
+        a = g[g["shots"] == lo_k].set_index(pk)["score"]
+        b = g[g["shots"] == hi_k].set_index(pk)["score"]
         a, b = a[~a.index.duplicated()], b[~b.index.duplicated()]
         common = a.index.intersection(b.index)
         sign = 1.0 if higher_is_better(suite) else -1.0
@@ -362,7 +365,8 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str
     ok = ok_rows(df[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)])
     maxshot = ok["shots"].max() if len(ok) else 0
     ok = ok[(ok["shots"] >= 1) | (maxshot == 0)]
-    key = PAIR_KEY + ["shots"]
+    pk = ["ep"] if "ep" in ok else PAIR_KEY
+    key = pk + ["shots"]
     sa = ok[ok["predictor"] == a].drop_duplicates(key).set_index(key)["score"]
     sb = ok[ok["predictor"] == b].drop_duplicates(key).set_index(key)["score"]
     common = sa.index.intersection(sb.index)
@@ -370,13 +374,13 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str
         return None
     sign = 1.0 if higher_is_better(suite) else -1.0
     # episodes are the unit: average each episode's difference over shots, then bootstrap
-    diff = (sign * (sa[common] - sb[common])).groupby(level=PAIR_KEY).mean().to_numpy()
+    diff = (sign * (sa[common] - sb[common])).groupby(level=pk).mean().to_numpy()
     m, l, h = bootstrap_ci(diff, n_boot=MAX_BOOT, seed=5)
     return {"a": a, "b": b, "diff": m, "lo": l, "hi": h, "n": int(len(diff)),
             "mean_a": float(sa[common].mean()), "mean_b": float(sb[common].mean())}
 
 
-def triad_points(df: pd.DataFrame) -> pd.DataFrame:
+def triad_points(df: pd.DataFrame, gain: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per predictor and setting: memorization gap and runtime-learning gain, both "positive = better".
 
     gap = (memorized - novel) score over shots >= 1, with errors negated so a positive gap means
@@ -390,7 +394,7 @@ def triad_points(df: pd.DataFrame) -> pd.DataFrame:
     by = ["suite", "setting", "predictor"]
     mem = grouped_bootstrap(episode_means(pos[pos["split"] == "memorized"], by), by, seed=6)
     nov = grouped_bootstrap(episode_means(pos[pos["split"] == "novel"], by), by, seed=7)
-    gain = shot_gain(df, "novel")
+    gain = shot_gain(df, "novel") if gain is None else gain
     pts = mem.merge(nov, on=by, suffixes=("_mem", "_nov"))
     rows = []
     for _, r in pts.iterrows():
@@ -464,7 +468,7 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
                         others: Sequence[str] = ("template-dmmse", "ridge")) -> pd.DataFrame:
     """Raventós et al.'s comparison: mean squared distance between ``subject``'s predictions and
     each of ``others``' on the same episodes (shots >= 1), divided by d when the suite has one."""
-    key = ["suite_config", "seed", "split", "shots", "episode_id"]
+    key = ["ep", "shots"] if "ep" in df else ["suite_config", "seed", "split", "shots", "episode_id"]
     ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"]) & (df["shots"] >= 1)])
     if "pool_size" not in ok:
         return pd.DataFrame()
@@ -477,7 +481,8 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
         oth = ok[ok["predictor"] == other].drop_duplicates(key)
         if oth.empty:
             continue
-        j = subj[key + ["pool_size", "d"] if "d" in subj else key + ["pool_size"]].reset_index(drop=True)
+        extra = [c for c in ("split", "pool_size", "d") if c not in key and c in subj]
+        j = subj[key + extra].reset_index(drop=True)
         j["_i"] = np.arange(len(j))
         o = oth[key].reset_index(drop=True)
         o["_o"] = np.arange(len(o))

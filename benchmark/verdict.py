@@ -77,13 +77,13 @@ def _comparison(df: pd.DataFrame, pred: str, other: str | None, role: str, key: 
                   f"vs_{key}_hi": c["hi"], f"vs_{key}_decision": d}
 
 
-def verdicts(df: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
+def verdicts(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = None) -> pd.DataFrame:
     """One paragraph per suite, setting and scored predictor, with the numbers behind it.
 
     Columns: suite, setting, predictor, text, and the gain / comparison intervals and decisions
     (+1 better, -1 worse, 0 undecided), so that tests and other tools need not parse sentences.
     """
-    gains = T.shot_gain(df, "novel")
+    gains = T.shot_gain(df, "novel") if gains is None else gains
     meta = df.groupby("predictor").agg(family=("family", "first"),
                                        updates_weights=("updates_weights", "first"))
     rows = []

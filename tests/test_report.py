@@ -1,0 +1,180 @@
+"""The report: figures exist, their CSVs equal aggregations recomputed here, runs merge, n/a stays n/a."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+
+PREDICTORS = "lookup,template-dmmse,ridge,zero,icl-transformer"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A small real run: two pool sizes, d=4, shots 0..4, 10 episodes per cell."""
+    out = tmp_path_factory.mktemp("run")
+    rc = main(["run", "--out", str(out), "--param", "d=4", "--param", "max_shots=4",
+               "--param", "n_prompts=32", "--param", "pool_size=4,8", "--episodes", "10", "--shots", "0..4",
+               "--predictors", PREDICTORS, "--no-report", "--quiet"])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def report_dir(run_dir, tmp_path_factory) -> Path:
+    from benchmark.report import build_report
+
+    out = tmp_path_factory.mktemp("report")
+    path = build_report([run_dir], out)
+    assert path == out / "report.html"
+    return out
+
+
+def results(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / "results.csv", dtype={"pool_size": str, "episode_id": str})
+    return df
+
+
+def test_every_figure_and_table_is_written(report_dir):
+    figs = report_dir / "figures"
+    stems = ["score_vs_shots__linear-regression__pool_size-4", "score_vs_shots__linear-regression__pool_size-8",
+             "transition__linear-regression", "triad_map__linear-regression"]
+    for stem in stems:
+        for ext in ("png", "svg", "csv"):
+            p = figs / f"{stem}.{ext}"
+            assert p.exists() and p.stat().st_size > 0, p
+    for name in ("leaderboard", "family_summary", "curves", "verdict", "triad_points"):
+        assert (report_dir / "tables" / f"{name}.csv").exists()
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(stems)
+    for stem in stems:  # each figure links to the CSV it was drawn from
+        assert f'href="figures/{stem}.csv"' in page
+    assert (report_dir / "summary.md").read_text().startswith("# triadbench summary")
+
+
+def test_score_vs_shots_csv_equals_recomputed_means(run_dir, report_dir):
+    df = results(run_dir)
+    ok = df[df["status"] == "ok"]
+    for pool in ("4", "8"):
+        fig = pd.read_csv(report_dir / "figures" / f"score_vs_shots__linear-regression__pool_size-{pool}.csv")
+        sub = ok[ok["pool_size"] == pool]
+        want = sub.groupby(["split", "predictor", "shots"])["score"].agg(["mean", "count"]).reset_index()
+        got = fig.merge(want, on=["split", "predictor", "shots"], how="outer", suffixes=("", "_want"))
+        assert len(got) == len(want) == len(fig)
+        np.testing.assert_allclose(got["mean"], got["mean_want"], rtol=1e-9)
+        assert (got["n"] == got["count"]).all()
+        assert (got["lo"] <= got["mean"] + 1e-12).all() and (got["mean"] <= got["hi"] + 1e-12).all()
+
+
+def test_transition_csv_equals_recomputed_means(run_dir, report_dir):
+    df = results(run_dir)
+    ok = df[(df["status"] == "ok") & (df["shots"] >= 1) & df["split"].isin(["novel", "seen-task"])]
+    fig = pd.read_csv(report_dir / "figures" / "transition__linear-regression.csv", dtype={"pool_size": str})
+    mean_rows = fig[fig["measure"].str.startswith("mean over shots")]
+    want = ok.groupby(["split", "predictor", "pool_size"])["score"].mean().rename("want").reset_index()
+    got = mean_rows.merge(want, on=["split", "predictor", "pool_size"])
+    assert len(got) == len(want) == len(mean_rows)
+    np.testing.assert_allclose(got["mean"], got["want"], rtol=1e-9)
+    assert set(fig["predictor"]) >= {"lookup", "template-dmmse", "ridge"}
+
+
+def test_triad_csv_gap_is_novel_minus_memorized_error(run_dir, report_dir):
+    df = results(run_dir)
+    ok = df[(df["status"] == "ok") & (df["shots"] >= 1)]
+    fig = pd.read_csv(report_dir / "figures" / "triad_map__linear-regression.csv")
+    for _, r in fig.iterrows():
+        sub = ok[(ok["predictor"] == r["predictor"]) & (ok["pool_size"] == r["setting"].split("=")[1])]
+        gap = sub[sub["split"] == "novel"]["score"].mean() - sub[sub["split"] == "memorized"]["score"].mean()
+        assert r["gap"] == pytest.approx(gap, rel=1e-9)
+    # lookup answers novel queries with its fallback whatever the shots: exactly no gain
+    lk = fig[fig["predictor"] == "lookup"]
+    assert (lk["gain"].abs() < 1e-12).all()
+
+
+def test_not_applicable_is_na_never_zero(report_dir):
+    lb = pd.read_csv(report_dir / "tables" / "leaderboard.csv")
+    icl = lb[lb["predictor"] == "icl-transformer"]
+    assert len(icl) and (icl["status"] == "not applicable").all()
+    assert icl["mean_shots_ge1"].isna().all() and icl["reason"].str.len().gt(0).all()
+    page = (report_dir / "report.html").read_text()
+    assert "n/a: " in page
+
+
+def test_verdict_sentences_follow_the_intervals(report_dir):
+    v = pd.read_csv(report_dir / "tables" / "verdict.csv")
+    assert set(v["predictor"]) == {"lookup", "template-dmmse", "ridge", "zero"}
+    for _, r in v.iterrows():
+        lo, hi = r["gain_lo"], r["gain_hi"]
+        expected = 1 if lo > 0 else (-1 if hi < 0 else 0)
+        assert r["gain_decision"] == expected
+        assert ("cannot decide whether demonstrations help" in r["text"]) == (expected == 0)
+        assert ("improves with demonstrations" in r["text"]) == (expected == 1)
+    assert (v.loc[v["predictor"] == "lookup", "gain_decision"] == 0).all()
+
+
+def test_merging_deduplicates_cells_and_calls_the_gallery_hook(run_dir, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from benchmark.report import GALLERIES, build_report, register_gallery
+    from benchmark.tables import load_runs
+
+    single, _ = load_runs([run_dir])
+    merged, manifests = load_runs([run_dir, run_dir])
+    assert len(merged) == len(single) and len(manifests) == 2
+    # a second run with another seed adds its rows
+    other = tmp_path / "other"
+    rc = main(["run", "--out", str(other), "--param", "d=4", "--param", "max_shots=4",
+               "--param", "n_prompts=32", "--param", "pool_size=4", "--episodes", "5", "--seed", "1", "--shots", "0..4",
+               "--predictors", "ridge,lookup", "--splits", "novel,memorized", "--no-report", "--quiet"])
+    assert rc == 0
+    both, _ = load_runs([run_dir, other])
+    assert len(both) == len(single) + len(pd.read_csv(other / "results.csv"))
+
+    seen = {}
+
+    @register_gallery("linear-regression")
+    def draw(results_df, out_dir):
+        seen["rows"] = len(results_df)
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, 1])
+        p = Path(out_dir) / "example.png"
+        fig.savefig(p)
+        plt.close(fig)
+        return [(p, "an example")]
+
+    try:
+        page = build_report([run_dir, other], tmp_path / "merged").read_text()
+    finally:
+        GALLERIES.pop("linear-regression", None)
+    assert str(other) in page and str(run_dir) in page
+    assert seen["rows"] == len(both)
+    assert 'id="gallery"' in page and "an example" in page
+
+
+def test_grouped_bootstrap_matches_stats_bootstrap():
+    from benchmark.stats import bootstrap_ci
+    from benchmark.tables import grouped_bootstrap
+
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"g": np.repeat(["a", "b", "c"], [40, 200, 1]),
+                      "score": np.r_[rng.exponential(1, 40), rng.normal(5, 2, 200), [3.0]]})
+    got = grouped_bootstrap(d, ["g"], n_boot=2000).set_index("g")
+    for g, sub in d.groupby("g"):
+        m, lo, hi = bootstrap_ci(sub["score"], n_boot=2000)
+        assert got.loc[g, "mean"] == pytest.approx(m)
+        width = hi - lo
+        assert abs(got.loc[g, "lo"] - lo) <= 0.15 * width + 1e-12
+        assert abs(got.loc[g, "hi"] - hi) <= 0.15 * width + 1e-12
+    assert got.loc["c", "lo"] == got.loc["c", "hi"] == 3.0
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+    from benchmark.report import build_report
+
+    with pytest.raises(FileNotFoundError, match="results.csv"):
+        build_report([tmp_path], tmp_path / "out")
