@@ -342,6 +342,10 @@ class LocalExecutor:
                 yield from self._kill_overdue(markers, reported)
                 if broken:
                     break
+        except KeyboardInterrupt:  # stop now rather than wait for the running chunks
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            raise
         finally:
             for fut in futures:
                 fut.cancel()

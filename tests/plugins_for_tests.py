@@ -52,7 +52,8 @@ class KillWorker(Predictor):
 
 @register_predictor("test-sleep")
 class Sleep(Predictor):
-    """Predicts zero after sleeping ``seconds`` (``only_shots``: sleep at that shot count only).
+    """Predicts zero after sleeping ``seconds`` (``only_shots``: sleep at that shot count only;
+    ``native``: in one uninterruptible call).
 
     >>> Sleep(seconds=0.5).seconds
     0.5
@@ -60,12 +61,20 @@ class Sleep(Predictor):
 
     family = "reference"
 
-    def __init__(self, seconds: float = 0.2, only_shots: int = -1):
+    def __init__(self, seconds: float = 0.2, only_shots: int = -1, native: bool = False):
         self.seconds = seconds
         self.only_shots = only_shots
+        self.native = native
 
     def predict(self, batch: Any) -> np.ndarray:
-        if self.only_shots < 0 or batch.shots == self.only_shots:
+        if self.native and (self.only_shots < 0 or batch.shots == self.only_shots):
+            # stuck as in native code: no Python signal handler runs, only a kill stops it
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            try:
+                time.sleep(self.seconds)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        elif self.only_shots < 0 or batch.shots == self.only_shots:
             end = time.monotonic() + self.seconds
             while time.monotonic() < end:  # Python-level waiting, so a timeout can interrupt it
                 time.sleep(0.05)
