@@ -181,7 +181,7 @@ class HFLoraTTT(HFInContext):
     def __init__(self, model: str | None = None, prompt_template: str = DEFAULT_TEMPLATE,
                  header: str = "", scoring: str = "generate", max_new_tokens: int = 16,
                  batch_size: int = 8, threads: int = 1, dtype: str = "float32",
-                 steps: int = 12, lr: float = 3e-3, rank: int = 8, alpha: int = 16,
+                 steps: int = 16, lr: float = 3e-3, rank: int = 8, alpha: int = 16,
                  target_modules: Sequence[str] = ("q_proj", "v_proj"), top_layers: int | None = 8,
                  train_batch: int = 8, with_demos: bool = True, seed: int = 0):
         super().__init__(model, prompt_template, header, scoring, max_new_tokens, batch_size,

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -282,7 +283,9 @@ def lora_adapter(model: Any, tok: Any, prompts: Sequence[str], answers: Sequence
     cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets,
                      bias="none", task_type="CAUSAL_LM", **extra)
     torch.manual_seed(seed)
-    peft_model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated in 5.x
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = get_peft_model(model, cfg)
     try:
         if steps > 0 and prompts:
             _train(peft_model, tok, prompts, answers, steps, lr, batch_size, seed)
