@@ -31,15 +31,17 @@ def _fast_params(cls: type) -> dict:
     return {}
 
 
-def _cases(slow: bool) -> list:
+def _cases(defaults: bool) -> list:
+    """Every (predictor, suite) pair; with ``defaults`` only those whose fast run used a short
+    schedule, to be checked again with their default (tuned) one, as a slow test."""
     out = []
     for pname, sname in conformance_cases():
         cls = predictor_class(pname)
-        heavy = _needs_model(cls)
-        if slow and not (heavy or _fast_params(cls)):
-            continue  # nothing more to check with the defaults
-        marks = [pytest.mark.slow] if (heavy or slow) else []
-        out.append(pytest.param(pname, sname, marks=marks, id=f"{pname}@{sname}"))
+        if defaults and not _fast_params(cls):
+            continue
+        slow = defaults or _needs_model(cls)
+        out.append(pytest.param(pname, sname, marks=[pytest.mark.slow] if slow else [],
+                                id=f"{pname}@{sname}"))
     return out
 
 
@@ -50,13 +52,12 @@ def _check(pname: str, sname: str, params: dict) -> None:
         pytest.skip(f"not applicable: {exc}")
 
 
-@pytest.mark.parametrize("pname, sname", _cases(slow=False))
+@pytest.mark.parametrize("pname, sname", _cases(defaults=False))
 def test_registered_predictor_conforms(pname: str, sname: str) -> None:
-    cls = predictor_class(pname)
-    _check(pname, sname, {} if _needs_model(cls) else _fast_params(cls))
+    _check(pname, sname, _fast_params(predictor_class(pname)))
 
 
-@pytest.mark.parametrize("pname, sname", _cases(slow=True))
+@pytest.mark.parametrize("pname, sname", _cases(defaults=True))
 def test_registered_predictor_conforms_with_defaults(pname: str, sname: str) -> None:
     _check(pname, sname, {})
 
