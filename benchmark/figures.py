@@ -87,9 +87,13 @@ def _err(mean, lo, hi) -> list:
 
 
 def _floor(values: pd.Series) -> float:
-    """The lowest value a log axis shows; zeros and lower interval ends are clipped to it."""
+    """The lowest value a log axis shows (zeros and near-exact fits are drawn at it): a third of
+    the smallest positive value, but no lower than 1/1000 of the median, so that an exact template
+    (error 1e-20) does not stretch the axis over twenty decades."""
     v = values[np.isfinite(values) & (values > 0)]
-    return float(v.min()) / 3 if len(v) else 1e-6
+    if not len(v):
+        return 1e-6
+    return float(max(v.min() / 3, np.median(v) * 1e-3))
 
 
 def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, styler: Styler,
@@ -116,11 +120,13 @@ def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, 
             mean = p["mean"].clip(lower=floor) if log else p["mean"]
             ax.plot(p["shots"], mean, color=c, ls=styler.linestyle(pred), lw=1.6, label=pred)
             lo = p["lo"].clip(lower=floor) if log else p["lo"]
-            ax.fill_between(p["shots"], lo, p["hi"], color=c, alpha=0.15, lw=0)
+            hi = p["hi"].clip(lower=floor) if log else p["hi"]
+            ax.fill_between(p["shots"], lo, hi, color=c, alpha=0.15, lw=0)
         ax.set_title(split)
         ax.set_xlabel("demonstrations (shots)")
         if log:
             ax.set_yscale("log")
+            ax.set_ylim(bottom=floor / 1.5)
     axes[0][0].set_ylabel(T.metric_label(suite, metric) + ("\n[log scale]" if log else ""))
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
@@ -134,7 +140,9 @@ def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, 
     fig.suptitle(title, y=1.02)
     fig.tight_layout()
     caption = (f"Mean {metric} per number of demonstrations, one panel per split; shaded bands are "
-               f"95% percentile-bootstrap intervals over episodes (n per point in the CSV).")
+               f"95% percentile-bootstrap intervals over episodes (n per point in the CSV)."
+               + (f" Log scale; means below {floor:.2g} (near-exact answers) are drawn at {floor:.2g}."
+                  if log else ""))
     return _save(fig, out_dir, slug("score_vs_shots", suite, setting), data, "score_vs_shots", title,
                  caption, suite=suite, setting=setting)
 
@@ -181,10 +189,12 @@ def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out
                 c = styler.color(pred)
                 mean = p["mean"].clip(lower=floor) if log else p["mean"]
                 lo = p["lo"].clip(lower=floor) if log else p["lo"]
-                ax.errorbar(x, mean, yerr=_err(mean, lo, p["hi"]), color=c,
+                hi = p["hi"].clip(lower=floor) if log else p["hi"]
+                ax.errorbar(x, mean, yerr=_err(mean, lo, hi), color=c,
                             ls=styler.linestyle(pred), marker="o", ms=4, lw=1.5, capsize=2, label=pred)
             if log:
                 ax.set_yscale("log")
+                ax.set_ylim(bottom=floor / 1.5)
             ax.set_title(f"{split}: {meas}")
             if i == len(splits) - 1:
                 ax.set_xlabel("pool size M (pretraining tasks, log2)")
@@ -205,7 +215,8 @@ def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out
     fig.tight_layout()
     caption = ("Error vs the number of pretraining tasks M; points are means, bars 95% bootstrap "
                "intervals over episodes (for the mean over shots, each episode's mean over shots is "
-               f"resampled). {steps_note}")
+               "resampled). Panels marked [log] use a log scale, with near-exact means drawn at the "
+               f"panel's floor. {steps_note}")
     return _save(fig, out_dir, slug("transition", suite), trans, "transition", title, caption,
                  suite=suite)
 
@@ -251,15 +262,16 @@ def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -
     _style()
     settings = T.setting_order(data["setting"])
     n = len(settings)
-    cols = min(n, 3)
+    cols = min(n, 2)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols + 2.2, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols + 2.2, 4.8 * rows), squeeze=False)
     hb = T.higher_is_better(suite)
     unit = "score" if hb else "error"
     for k, setting in enumerate(settings):
         ax = axes[k // cols][k % cols]
-        d = data[data["setting"] == setting]
-        for _, r in d.iterrows():
+        d = data[data["setting"] == setting].sort_values(["gain", "gap"])
+        offsets = [(5, 5), (5, -11), (-5, 5), (-5, -11)]
+        for i, (_, r) in enumerate(d.iterrows()):
             c = styler.color(r["predictor"])
             m = FAMILY_MARKERS.get(r["family"], "X")
             gain = 0.0 if pd.isna(r["gain"]) else r["gain"]
@@ -269,8 +281,9 @@ def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -
                         fmt="none", alpha=0.8)
             ax.scatter([r["gap"]], [gain], marker=m, s=60, edgecolors=[c], linewidths=1.6,
                        facecolors=[c] if r["updates_weights"] else ["white"], zorder=3)
-            ax.annotate(r["predictor"], (r["gap"], gain), xytext=(4, 4), textcoords="offset points",
-                        fontsize=7.5, color="0.2")
+            dx, dy = offsets[i % len(offsets)]  # alternate sides so that close points stay legible
+            ax.annotate(r["predictor"], (r["gap"], gain), xytext=(dx, dy), textcoords="offset points",
+                        fontsize=8, color="0.15", ha="left" if dx > 0 else "right")
         ax.axhline(0, color="0.5", lw=0.8)
         ax.axvline(0, color="0.5", lw=0.8)
         ax.set_title(setting or suite)

@@ -243,6 +243,32 @@ def _table(df: pd.DataFrame, left: Sequence[str] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _verdict_cell(r: pd.Series, key: str, better: str, worse: str) -> str:
+    if f"{key}_decision" not in r or pd.isna(r.get(f"{key}_decision")):
+        return "-"
+    d, m, lo, hi = r[f"{key}_decision"], r[f"{key}_diff" if key != "gain" else "gain"], r[f"{key}_lo"], r[f"{key}_hi"]
+    word = better if d > 0 else worse if d < 0 else "cannot decide"
+    return f"{word}: {fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def verdict_view(g: pd.DataFrame) -> pd.DataFrame:
+    """One row per predictor: the verdict's decisions with their 95% intervals (positive = better)."""
+    rows = []
+    for _, r in g.iterrows():
+        vt = r.get("vs_template") if isinstance(r.get("vs_template"), str) else None
+        vr = r.get("vs_reference") if isinstance(r.get("vs_reference"), str) else None
+        rows.append({
+            "predictor": r["predictor"], "family": r["family"],
+            "weights at runtime": "updated" if r["updates_weights"] in (True, "True") else "frozen",
+            "learns from demonstrations (novel; gain fewest -> most shots)": _verdict_cell(r, "gain", "yes", "gets worse"),
+            "vs best template": (f"{vt}: " if vt else "") + (
+                "(itself)" if vt == r["predictor"] else _verdict_cell(r, "vs_template", "better", "worse")),
+            "vs reference learner": (f"{vr}: " if vr else "") + (
+                "(itself)" if vr == r["predictor"] else _verdict_cell(r, "vs_reference", "better", "worse")),
+        })
+    return pd.DataFrame(rows)
+
+
 def leaderboard_view(g: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard rows as displayed: intervals formatted, n/a with its reason."""
     rows = []
@@ -290,11 +316,15 @@ def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: 
         parts.append("<p>No predictor was scored on novel tasks, so there is nothing to conclude.</p>")
     for (suite, setting), g in verdict.groupby(["suite", "setting"], sort=False):
         parts.append(f"<h3>{_e(suite)}{' (' + _e(setting) + ')' if setting else ''}</h3>")
+        parts.append(_table(verdict_view(g), left=tuple(verdict_view(g).columns)))
+        sentences = []
         for t in g["text"]:
             t = _e(t)
             while "**" in t:
                 t = t.replace("**", "<b>", 1).replace("**", "</b>", 1)
-            parts.append(f"<p>{t}</p>")
+            sentences.append(f"<p>{t}</p>")
+        parts.append("<details><summary>the same in sentences, with the numbers</summary>"
+                     + "".join(sentences) + "</details>")
     if len(na):
         parts.append("<p>Not applicable (never scored, shown as n/a, not as zero): " + "; ".join(
             f"{_e(r.predictor)} on {_e(r.suite)}{' (' + _e(r.setting) + ')' if r.setting else ''}: {_e(r.reason)}"
@@ -328,9 +358,15 @@ def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: 
     for (suite, setting), g in lb.groupby(["suite", "setting"], sort=False):
         parts.append(f"<h3>{_e(suite)}{' (' + _e(setting) + ')' if setting else ''} — "
                      f"{_e(T.metric_label(suite, df.loc[df['suite'] == suite, 'metric'].iloc[0]))}</h3>")
-        for split, s in g.groupby("split", sort=False):
-            parts.append(f"<h4>{_e(split)}</h4>" + _table(leaderboard_view(s), left=("predictor", "family",
-                                                                                     "mean over shots >= 1 [95% CI]")))
+        by_split = dict(list(g.groupby("split", sort=False)))
+        for split in sorted(by_split, key=lambda sp: (sp != "novel", T.SPLIT_ORDER.index(sp)
+                                                      if sp in T.SPLIT_ORDER else 99)):
+            table = _table(leaderboard_view(by_split[split]), left=("predictor", "family",
+                                                                    "mean over shots >= 1 [95% CI]"))
+            if split == "novel":
+                parts.append(f"<h4>{_e(split)}</h4>" + table)
+            else:
+                parts.append(f"<details><summary><b>{_e(split)}</b></summary>{table}</details>")
     parts.append("</section>")
 
     parts.append('<section id="families"><h2>Families</h2><p>The best predictor of each family per split '

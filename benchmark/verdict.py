@@ -120,6 +120,7 @@ def verdicts(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = No
                 parts.append("It was scored at one shot count only, so no runtime-learning gain is measured.")
             for other, role, key in ((tmpl, "best template predictor", "template"),
                                      (ref, "reference learner", "reference")):
+                rec[f"vs_{key}"] = other
                 text, nums = _comparison(sub, pred, other, role, key, suite, setting, unit)
                 parts.append(text)
                 rec.update(nums)
