@@ -57,7 +57,8 @@ SUITE_RULES = (
 TARGET_NAMES = frozenset({"target", "targets", "query_y", "y_query", "query_targets", "answers",
                           "answer", "labels", "label", "query_outputs", "solutions", "solution"})
 # Small settings for fast checks; only keys the suite declares in ``defaults`` are used.
-SMALL_SUITE_PARAMS = {"d": 4, "max_shots": 4, "pool_size": 8, "n_prompts": 16, "queries": 2}
+SMALL_SUITE_PARAMS = {"d": 4, "max_shots": 4, "pool_size": 8, "n_prompts": 16, "queries": 2,
+                      "max_task_cells": 150}
 
 
 class ConformanceError(AssertionError):
@@ -329,7 +330,12 @@ def _check_metadata(cls: type, report: ConformanceReport) -> None:
 
 
 def check_output(pred: Any, batch: EpisodeBatch) -> None:
-    """Raise ``ConformanceError('output-shape')`` unless ``pred`` has the modality's type and shape."""
+    """Raise ``ConformanceError('output-shape')`` unless ``pred`` has the modality's type and shape.
+
+    vector: a float array (B, Q); string: B lists of Q ``str``; grid: B lists of Q lists of at
+    most 2 attempts, each a non-empty rectangular list of lists of ints 0-9 (or a 2-D integer
+    array, as the arc suite's own grids are).
+    """
     m, B = batch.modality, len(batch)
     Q = [len(q) for q in batch.query_x]
     where = f"modality {m!r}, split {batch.split!r}, shots {batch.shots}, {B} episodes"
