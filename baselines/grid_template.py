@@ -188,8 +188,8 @@ def solve(program: tuple, demos: Sequence[tuple[np.ndarray, np.ndarray]],
     can reconcile the candidate with the target); without it every demonstration is computed.
     """
     names, fns, sfs = program
-    cooc = np.zeros(100, dtype=np.int64)  # cooc[10*a + b]: cells of colour a that must become b
-    ok = True
+    cooc = None  # cooc[10*a + b]: cells of colour a that must become b
+    ok = bool(demos)
     for d, (x, y) in enumerate(demos):
         if fns and cache is not None:
             key = (names[0], d)
@@ -207,12 +207,13 @@ def solve(program: tuple, demos: Sequence[tuple[np.ndarray, np.ndarray]],
         if g is None or g.shape != y.shape:
             ok = False
         else:
-            cooc += np.bincount((g * 10 + y).ravel(), minlength=100)
-            if np.count_nonzero(cooc.reshape(10, 10).astype(bool).sum(axis=1) > 1):
+            c = np.bincount((g * 10 + y).ravel(), minlength=100)
+            cooc = c if cooc is None else cooc + c
+            if ((cooc.reshape(10, 10) > 0).sum(axis=1) > 1).any():
                 ok = False  # some colour would have to become two colours
         if not ok and early_exit:
             return False, None
-    if not ok:
+    if not ok or cooc is None:
         return False, None
     table = cooc.reshape(10, 10)
     if not table[~np.eye(10, dtype=bool)].any():

@@ -157,3 +157,21 @@ def test_llm_prompt_and_parse_round_trip():
     assert parse_grid("no grid") is None
     p = task_prompt([(G, G)], G)
     assert p.endswith("Input:\n120\n340\nOutput:\n") and p.count("Output:") == 2
+
+
+def test_llm_over_budget_episodes_are_skipped_not_dropped():
+    from baselines.arc_llm import ArcSmolLM2InContext, OverBudgetInBatch
+    from benchmark.predictor import NotApplicable
+
+    p = ArcSmolLM2InContext(max_tokens=60)
+    p.tok_ = lambda text, add_special_tokens=False: {"input_ids": list(text)}  # one token per char
+    small, big = np.array([[1]]), np.zeros((6, 6), dtype=int)
+    one_big = EpisodeBatch("grid", "novel", 1, ["big"], [[big]], [[big]], [[big]])
+    with pytest.raises(NotApplicable, match="token budget"):
+        p._plans(one_big)
+    mixed = EpisodeBatch("grid", "novel", 1, ["small", "big"], [[small], [big]], [[small], [big]],
+                         [[small], [big]])
+    with pytest.raises(OverBudgetInBatch):  # the runner then retries one episode at a time
+        p._plans(mixed)
+    prompts, lengths = p._plans(mixed[0])[0]
+    assert len(prompts) == 1 and lengths[0] > 0
