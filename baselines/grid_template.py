@@ -240,10 +240,11 @@ class TemplateGrids(Predictor):
     -------
     >>> import numpy as np
     >>> from benchmark.episodes import EpisodeBatch
-    >>> x = np.array([[1, 2], [3, 4]])
-    >>> b = EpisodeBatch("grid", "novel", 1, ["flip"], [[x]], [[np.fliplr(x)]], [[np.eye(2, dtype=int)]])
-    >>> TemplateGrids().predict(b)[0][0][0].tolist()
-    [[0, 1], [1, 0]]
+    >>> xs = [np.array([[1, 2], [3, 4]]), np.array([[1, 1], [2, 0]])]
+    >>> b = EpisodeBatch("grid", "novel", 1, ["flip"], [xs], [[np.fliplr(x) for x in xs]],
+    ...                  [[np.array([[5, 0, 0]])]])
+    >>> TemplateGrids().predict(b)[0][0][0]  # first attempt for the only test input
+    [[0, 0, 5]]
     """
 
     family = "template"
