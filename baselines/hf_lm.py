@@ -7,7 +7,6 @@ re-exported here (``load_causal_lm``, ``generate``, ``score_continuations``, ``l
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Sequence
 
 from baselines.hf_model import (generate, load_causal_lm, lora_adapter, score_continuations,
@@ -252,6 +251,3 @@ class SmolLM2LoraTTT(HFLoraTTT):
 
     default_model = "smollm2"
 
-
-with contextlib.suppress(Exception):  # keep flake-style linters quiet about re-exports
-    del contextlib
