@@ -245,8 +245,10 @@ def _table(df: pd.DataFrame, left: Sequence[str] = ()) -> str:
 
 def _verdict_cell(r: pd.Series, key: str, better: str, worse: str) -> str:
     if f"{key}_decision" not in r or pd.isna(r.get(f"{key}_decision")):
-        return "-"
+        return "no shared episodes" if key != "gain" else "one shot count only"
     d, m, lo, hi = r[f"{key}_decision"], r[f"{key}_diff" if key != "gain" else "gain"], r[f"{key}_lo"], r[f"{key}_hi"]
+    if d == 0 and lo == 0 and hi == 0:
+        return "no change: every paired difference is 0"
     word = better if d > 0 else worse if d < 0 else "cannot decide"
     return f"{word}: {fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
 
@@ -261,9 +263,9 @@ def verdict_view(g: pd.DataFrame) -> pd.DataFrame:
             "predictor": r["predictor"], "family": r["family"],
             "weights at runtime": "updated" if r["updates_weights"] in (True, "True") else "frozen",
             "learns from demonstrations (novel; gain fewest -> most shots)": _verdict_cell(r, "gain", "yes", "gets worse"),
-            "vs best template": (f"{vt}: " if vt else "") + (
+            "vs best template": "none scored" if not vt else f"{vt}: " + (
                 "(itself)" if vt == r["predictor"] else _verdict_cell(r, "vs_template", "better", "worse")),
-            "vs reference learner": (f"{vr}: " if vr else "") + (
+            "vs reference learner": "none scored" if not vr else f"{vr}: " + (
                 "(itself)" if vr == r["predictor"] else _verdict_cell(r, "vs_reference", "better", "worse")),
         })
     return pd.DataFrame(rows)

@@ -112,6 +112,9 @@ def verdicts(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = No
                 elif d < 0:
                     parts.append(f"{head}: it gets worse with demonstrations (paired gain {fmt(r['gain'])}, "
                                  f"{interval(r['lo'], r['hi'])}).")
+                elif r["lo"] == 0 and r["hi"] == 0:
+                    parts.append(f"{head}: every paired difference is zero, so its {unit} does not "
+                                 "change with demonstrations.")
                 else:
                     parts.append(f"{head}; the paired gain {fmt(r['gain'])} ({interval(r['lo'], r['hi'])}) "
                                  "includes zero, so the data cannot decide whether demonstrations help.")
