@@ -22,7 +22,8 @@ window.addEventListener('load', function () {
   var secs = Array.from(document.querySelectorAll('section'));
   var empty = secs.filter(function (s) {
     var body = Array.from(s.children).filter(function (c) { return c.tagName !== 'H2'; });
-    return body.length === 0 || body.every(function (c) { return c.textContent.trim() === '' && !c.querySelector('img'); });
+    return body.length === 0 || body.every(function (c) {
+      return c.textContent.trim() === '' && c.tagName !== 'IMG' && !c.querySelector('img'); });
   }).map(function (s) { return s.id; });
   document.title = 'PROBE imgs=' + imgs.length + ' bad=' + bad + ' sections=' + secs.length +
                    ' empty=' + (empty.join(',') || '-');
