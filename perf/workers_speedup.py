@@ -1,4 +1,5 @@
-"""Speed-up of 2 local worker processes over 1 on the default grid (configs/default.toml).
+"""Speed-up of 2 local worker processes over 1 on the default grid (configs/default.toml; by
+default its linear-regression section: 3264 cells).
 
 Each run starts in a fresh temporary directory (nothing to resume) as its own `triadbench run`
 process, so both timings include starting the workers. Also checks that both runs wrote the same
@@ -8,6 +9,8 @@ results (timing columns aside). Usage: python perf/workers_speedup.py [--episode
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,11 +22,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed_run(workers: int, episodes: int, config: str, out: Path) -> float:
+def timed_run(workers: int, episodes: int, config: str, suite: str, out: Path) -> float:
     """Wall time of one fresh `triadbench run` with ``workers`` local worker processes."""
     cmd = [sys.executable, "-m", "benchmark.cli", "run", "--config", config, "--out", str(out),
            "--episodes", str(episodes), "--executor", "local", "--workers", str(workers),
-           "--no-report", "--quiet"]
+           "--no-report", "--quiet"] + (["--suite", suite] if suite else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -36,20 +39,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=20, help="episodes per cell (default 20)")
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.toml"))
+    ap.add_argument("--suite", default="linear-regression",
+                    help="only this suite's sections of the config ('' for all: the ARC and "
+                         "strings sections run SmolLM2 and take hours on a CPU)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="triadbench-speedup-") as tmp:
         walls = {}
         for workers in (1, 2):
             out = Path(tmp) / f"w{workers}"
-            walls[workers] = timed_run(workers, args.episodes, args.config, out)
-            print(f"{workers} worker(s): {walls[workers]:.1f} s wall", flush=True)
+            walls[workers] = timed_run(workers, args.episodes, args.config, args.suite, out)
+            m = json.loads((out / "manifest.json").read_text())
+            busy = sum(t["fit_seconds"] + t["predict_seconds"] for t in m["timings"].values())
+            print(f"{workers} worker(s): {walls[workers]:.1f} s wall; {m['cells']['total']} cells; "
+                  f"{busy:.1f} s inside fit/predict summed over cells; executor {m['executor']!r}",
+                  flush=True)
         drop = ["fit_seconds", "predict_seconds"]
-        a = pd.read_csv(Path(tmp) / "w1" / "results.csv").drop(columns=drop)
-        b = pd.read_csv(Path(tmp) / "w2" / "results.csv").drop(columns=drop)
+        a = pd.read_csv(Path(tmp) / "w1" / "results.csv", dtype=str).drop(columns=drop)
+        b = pd.read_csv(Path(tmp) / "w2" / "results.csv", dtype=str).drop(columns=drop)
         same = a.equals(b)
     print(f"rows: {len(a)}; identical results with 1 and 2 workers: {same}")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"speed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x "
-          f"({args.episodes} episodes per cell, {Path(args.config).name})")
+          f"({args.episodes} episodes per cell, {Path(args.config).name}, "
+          f"suite {args.suite or 'all'})")
 
 
 if __name__ == "__main__":
