@@ -36,6 +36,7 @@ PREDICTOR_RULES = (
     "constructible-with-defaults",  # cls() works; suites and the runner construct by name
     "stores-params",                # each constructor argument stored under its own name
     "declares-metadata",            # name, family, modalities, updates_weights_at_runtime
+    "fits-on-pool",                 # fit(pool) succeeds or raises NotApplicable, never another error
     "output-shape",                 # the prediction type and shape of the suite's modality
     "frozen-weights",               # updates_weights_at_runtime=False: predict changes no state
     "restores-weights",             # updates_weights_at_runtime=True: state restored after predict
@@ -434,7 +435,14 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
     def fitted() -> Any:
         pool = s.pool()
         pool.run_seed = seed  # as the runner does
-        return _fresh(predictor, cls, params).fit(pool)
+        try:
+            return _fresh(predictor, cls, params).fit(pool)
+        except NotApplicable:
+            raise
+        except Exception as exc:
+            raise ConformanceError("fits-on-pool", f"{report.subject}.fit on the pool of {s!r} raised "
+                                   f"{type(exc).__name__}: {exc} (raise NotApplicable when a "
+                                   "resource such as a checkpoint or a model is missing)") from exc
 
     p1 = fitted()  # NotApplicable propagates: the predictor declines these suite settings
     p2 = fitted() if "deterministic" in wanted else None
