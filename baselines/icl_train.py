@@ -63,8 +63,12 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
              lr: float = 1e-3, warmup: int = 500, weight_decay: float = 0.0, seed: int = 0,
              width: int = 64, layers: int = 4, heads: int = 4, threads: int = 1,
              device: str = "cpu", log_every: int = 250, save_every: int = 1000,
-             eval_episodes: int = 2000) -> dict:
-    """Train (or resume) a checkpoint in ``out``; returns the card written next to the weights."""
+             eval_episodes: int = 2000, init_from: str | Path | None = None) -> dict:
+    """Train (or resume) a checkpoint in ``out``; returns the card written next to the weights.
+
+    ``init_from`` continues from another checkpoint's weights (same model and suite settings)
+    with a fresh optimizer and schedule: a second, lower-learning-rate stage.
+    """
     from safetensors.torch import save_file
 
     torch.set_num_threads(max(1, int(threads)))
@@ -74,6 +78,20 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
     cfg = ICLConfig(d=suite.d, max_len=suite.max_shots + 1, width=width, layers=layers, heads=heads)
     torch.manual_seed(seed)
     model = ICLTransformer(cfg).to(device)
+    prior_stage = None
+    if init_from is not None:
+        from baselines.icl_transformer import load_checkpoint
+
+        init_model, init_card = load_checkpoint(init_from, suite.params, device)
+        if init_card["model"] != cfg.to_dict():
+            raise ValueError(f"{init_from}: model {init_card['model']} differs from {cfg.to_dict()}")
+        model.load_state_dict(init_model.state_dict())
+        for p in model.parameters():
+            p.requires_grad_(True)
+        prior_stage = {k: init_card.get(k) for k in ("steps", "batch_size", "lr", "warmup",
+                                                       "wall_seconds", "seed", "commit")}
+        prior_stage["total_steps"] = init_card.get("total_steps", init_card.get("steps"))
+        prior_stage["stages"] = init_card.get("stages", [])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     state_path, log_path = out / "train_state.pt", out / "train_log.csv"
     start, elapsed = 0, 0.0
@@ -135,7 +153,14 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
         "device": device, "wall_seconds": round(wall, 1), "final_metrics": metrics,
         "eval": {"episodes_per_shot": eval_episodes, "seed": 9999, "shots": f"1..{suite.max_shots}"},
         "commit": _commit(), "torch": torch.__version__,
+        "total_steps": steps, "total_wall_seconds": round(wall, 1),
     }
+    if prior_stage is not None:  # a continuation: record the whole training history
+        stages = prior_stage.pop("stages") or [dict(prior_stage)]
+        card["stages"] = stages + [{"steps": steps, "batch_size": batch_size, "lr": lr,
+                                    "warmup": warmup, "wall_seconds": round(wall, 1), "seed": seed}]
+        card["total_steps"] = prior_stage["total_steps"] + steps
+        card["total_wall_seconds"] = round(sum(st.get("wall_seconds") or 0 for st in card["stages"]), 1)
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     if state_path.exists():
         state_path.unlink()

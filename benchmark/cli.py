@@ -95,7 +95,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     pretrain(suite, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
              warmup=args.warmup, seed=args.seed, width=args.width, layers=args.layers,
              heads=args.heads, threads=args.threads, device=args.device,
-             eval_episodes=args.eval_episodes)
+             eval_episodes=args.eval_episodes, init_from=args.init_from)
     return 0
 
 
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=1, help="torch threads (run two trainings for two cores)")
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--eval-episodes", type=int, default=2000)
+    t.add_argument("--init-from", help="continue from this checkpoint's weights (a second stage)")
     t.set_defaults(func=cmd_pretrain)
     return p
 
