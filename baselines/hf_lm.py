@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from baselines.hf_model import (generate, load_causal_lm, lora_adapter, score_continuations,
                                 score_full)
-from benchmark.predictor import Predictor
+from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
 __all__ = ["PromptFormat", "HFInContext", "HFLoraTTT", "SmolLM2InContext", "SmolLM2LoraTTT",
@@ -83,6 +83,8 @@ class HFInContext(Predictor):
     >>> p.fit(suite.pool()).predict(batch)  # doctest: +SKIP
     """
 
+    name = "hf-icl"
+
     family = "in-context"
     modalities = ("string",)
     default_model: str | None = None
@@ -115,10 +117,13 @@ class HFInContext(Predictor):
         self.format_ = PromptFormat(self.prompt_template, self.header)
         model = self.model if self.model is not None else self.default_model
         if model is None:
-            raise ValueError(f"{self.name}: give model=PATH (a transformers directory or a .gguf "
-                             "file), or use the smollm2 presets")
+            raise NotApplicable(f"{self.name}: no model given; pass model=PATH (a transformers "
+                                "directory or a .gguf file), or use the smollm2 presets")
         torch.set_num_threads(self.threads)
-        self.lm_, self.tok_ = load_causal_lm(model, dtype=self.dtype)
+        try:
+            self.lm_, self.tok_ = load_causal_lm(model, dtype=self.dtype)
+        except FileNotFoundError as exc:  # a missing model is a missing resource, not a bug
+            raise NotApplicable(f"{self.name}: {exc}") from exc
         return self
 
     # -- answering ----------------------------------------------------------------------------
@@ -173,6 +178,8 @@ class HFLoraTTT(HFInContext):
     -------
     >>> p = HFLoraTTT(model="/path/to/model", steps=20, with_demos=False)  # doctest: +SKIP
     """
+
+    name = "hf-lora-ttt"
 
     family = "fine-tune"
     updates_weights_at_runtime = True
@@ -236,6 +243,8 @@ class SmolLM2InContext(HFInContext):
     'choice'
     """
 
+    name = "smollm2-icl"
+
     default_model = "smollm2"
 
 
@@ -248,6 +257,8 @@ class SmolLM2LoraTTT(HFLoraTTT):
     >>> SmolLM2LoraTTT(with_demos=False).with_demos
     False
     """
+
+    name = "smollm2-lora-ttt"
 
     default_model = "smollm2"
 

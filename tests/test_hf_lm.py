@@ -14,6 +14,7 @@ from baselines import hf_model  # noqa: E402
 from baselines.hf_lm import (HFInContext, HFLoraTTT, PromptFormat, generate,  # noqa: E402
                              load_causal_lm, lora_adapter, score_continuations, score_full)
 from benchmark import get_suite  # noqa: E402
+from benchmark.predictor import NotApplicable  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,10 @@ def test_icl_predictor_answers_every_query(tiny_dir, suite):
         cands = ev.batch.meta["candidates"].get(tid)
         if cands:
             assert a[0] in cands
-    with pytest.raises(ValueError, match="give model"):
+    with pytest.raises(NotApplicable, match="no model given"):
         HFInContext().fit(pool)
+    with pytest.raises(NotApplicable, match="model="):
+        HFInContext(model="/nonexistent/model.gguf").fit(pool)
 
 
 def test_lora_learns_and_leaves_the_base_model_unchanged(tiny, tiny_dir, suite):
