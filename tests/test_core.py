@@ -285,3 +285,10 @@ def test_cli_list_and_run(tmp_path, capsys):
     assert set(df.predictor) == {"ridge", "zero"} and set(df.shots) == {0, 4}
     assert main(["run", "--suite", "nope", "--predictors", "ridge", "--out", str(tmp_path / "x")]) == 2
     assert "known suites" in capsys.readouterr().err
+
+
+def test_batch_arrays_do_not_share_memory_with_targets(small_lr):
+    ev = small_lr.episodes("novel", 4, 5, seed=0)
+    for arr in (ev.batch.support_x, ev.batch.support_y, ev.batch.query_x):
+        assert arr.base is None or not np.shares_memory(arr, ev.targets)
+        assert arr.base is None

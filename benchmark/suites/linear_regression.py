@@ -185,7 +185,9 @@ class LinearRegression(Suite):
             episode_ids = [f"{split}-{i}" for i in range(n)]
         else:  # pragma: no cover - check_splits guards
             raise ValueError(split)
-        batch = EpisodeBatch("vector", split, shots, task_ids, x[:, :shots], y[:, :shots], x[:, k:])
+        # Copies, not views: a view's .base would hand predictors the query outputs.
+        batch = EpisodeBatch("vector", split, shots, task_ids, x[:, :shots].copy(),
+                             y[:, :shots].copy(), x[:, k:].copy())
         return EvalSet(batch, clean[:, k:], [content_hash(v) for v in w], episode_ids,
                        extra={"weights": w, "content_hashes": np.array(
                            [content_hash(x[i], y[i]) for i in range(len(x))])})
