@@ -57,6 +57,11 @@ def main() -> None:
         a = pd.read_csv(Path(tmp) / "w1" / "results.csv", dtype=str).drop(columns=drop)
         b = pd.read_csv(Path(tmp) / "w2" / "results.csv", dtype=str).drop(columns=drop)
         same = a.equals(b)
+        if not same and a.shape == b.shape:  # name what differs (e.g. a checkpoint that
+            diff = (a != b) & ~(a.isna() & b.isna())  # appeared between the two runs)
+            rows = diff.any(axis=1)
+            print("differing rows by predictor:", a[rows].groupby("predictor").size().to_dict(),
+                  "columns:", list(diff.columns[diff.any()]))
     print(f"rows: {len(a)}; identical results with 1 and 2 workers: {same}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"speed-up of 2 workers over 1: {walls[1] / walls[2]:.2f}x "
