@@ -22,7 +22,8 @@ from benchmark.registry import predictor_class, suite_class
 
 RESULT_COLUMNS = ["suite", "split", "predictor", "family", "updates_weights", "shots", "task_id",
                   "episode_id", "seed", "metric", "score", "status", "error", "prediction",
-                  "suite_config", "predictor_params", "cell", "fit_seconds", "predict_seconds"]
+                  "suite_config", "predictor_params", "fitted_params", "cell", "fit_seconds",
+                  "predict_seconds"]
 FORMAT_VERSION = 1
 
 
@@ -183,7 +184,9 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
             "family": pcls.family, "updates_weights": bool(pcls.updates_weights_at_runtime),
             "shots": cell.shots, "seed": cell.seed, "metric": suite.metric,
             "suite_config": cell.params, "predictor_params": cell.predictor_params,
-            "cell": cell.key, "fit_seconds": round(fit_s, 4)}
+            "cell": cell.key, "fit_seconds": round(fit_s, 4),
+            # what fit chose on the pool (e.g. tuned steps and learning rate), for the manifest
+            "fitted_params": canonical(getattr(pred, "chosen_params_", None) or {})}
     rows: list[dict] = []
     t0 = time.perf_counter()
     if fit_err is not None:
@@ -332,6 +335,12 @@ def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None)
                              "fit_seconds": round(float(fits[fits.predictor == name]["fit_seconds"].sum()), 3),
                              "cells": int(len(g))}
     status_counts = results["status"].value_counts().to_dict() if len(results) else {}
+    fitted = []
+    if len(results) and "fitted_params" in results:
+        chosen = results[results["fitted_params"].fillna("{}").astype(str) != "{}"]
+        for _, r in chosen.drop_duplicates(["suite_config", "predictor", "predictor_params", "seed"]).iterrows():
+            fitted.append({"predictor": r["predictor"], "suite_config": r["suite_config"],
+                           "seed": int(r["seed"]), "chosen": json.loads(r["fitted_params"])})
     manifest = {
         "triadbench_format": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -341,7 +350,7 @@ def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None)
         "wall_seconds_this_invocation": round(time.time() - t_start, 2),
         "cells": {"total": len(cells), "run_now": len(pending), "missing": len(missing)},
         "rows": {k: int(v) for k, v in status_counts.items()},
-        "timings": timings, "contamination_audit": audits,
+        "timings": timings, "fitted_params": fitted, "contamination_audit": audits,
         "not_applicable": skipped, "failed_cells": failed_cells,
     }
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
