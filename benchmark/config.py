@@ -115,6 +115,13 @@ def apply_overrides(cfg: dict, ov: dict) -> dict:
             chosen = [{"name": ov["suite"], "params": {}, "splits": None, "shots": None,
                        "predictors": [], "episodes": None}]
         cfg["suites"] = chosen
+    if ov.get("predictors"):
+        # One explicit predictor list replaces every section's: keep one section per suite so
+        # that sections differing only in their predictors do not run the same cells twice.
+        first: dict[str, dict] = {}
+        for s in cfg["suites"]:
+            first.setdefault(s["name"], s)
+        cfg["suites"] = list(first.values())
     for s in cfg["suites"]:
         if ov.get("predictors"):
             s["predictors"] = [_predictor_entry(p, "--predictors") for p in _as_list(ov["predictors"])]
