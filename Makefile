@@ -37,6 +37,13 @@ checkpoints: $(STAMP)
 	  xargs -P 2 -L 1 sh -c 'mkdir -p $(CKPT)/pool-$$0 && $(BIN)/triadbench pretrain \
 	    --suite linear-regression --param pool_size=$$0 --steps $$1 --threads 1 \
 	    --out $(CKPT)/pool-$$0 > $(CKPT)/pool-$$0/train.out 2>&1'
+	# the unlimited pool gets two more, lower-learning-rate stages with larger batches
+	$(BIN)/triadbench pretrain --suite linear-regression --param pool_size=unlimited --steps 8000 \
+	  --batch-size 128 --lr 3e-4 --warmup 200 --seed 1 --init-from $(CKPT)/pool-unlimited \
+	  --out $(CKPT)/pool-unlimited >> $(CKPT)/pool-unlimited/train.out 2>&1
+	$(BIN)/triadbench pretrain --suite linear-regression --param pool_size=unlimited --steps 5000 \
+	  --batch-size 256 --lr 1.5e-4 --warmup 100 --seed 2 --init-from $(CKPT)/pool-unlimited \
+	  --out $(CKPT)/pool-unlimited >> $(CKPT)/pool-unlimited/train.out 2>&1
 
 clean:
 	rm -rf $(VENV) reports/*/ .pytest_cache

@@ -104,8 +104,12 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
         opt.load_state_dict(st["opt"])
         start, elapsed = int(st["step"]), float(st["elapsed"])
         print(f"resuming at step {start}", flush=True)
-    elif log_path.exists():
+    elif log_path.exists() and init_from is None:
         log_path.unlink()
+    # a continuation appends to the training curve, counting steps and seconds from the start
+    step0 = int(prior_stage["total_steps"] or 0) if prior_stage else 0
+    sec0 = float(sum(st.get("wall_seconds") or 0 for st in (prior_stage["stages"] or [prior_stage]))
+                 ) if prior_stage else 0.0
 
     def save_state(step: int) -> None:
         tmp = state_path.with_suffix(".tmp")
@@ -118,7 +122,7 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
     model.train()
     running = None
     with log_path.open("a") as log:
-        if start == 0:
+        if log.tell() == 0:
             log.write("step,loss,lr,seconds\n")
         for step in range(start, steps):
             for g in opt.param_groups:
@@ -134,7 +138,7 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 secs = elapsed + time.time() - t0
-                log.write(f"{step + 1},{running:.5f},{opt.param_groups[0]['lr']:.3e},{secs:.1f}\n")
+                log.write(f"{step0 + step + 1},{running:.5f},{opt.param_groups[0]['lr']:.3e},{sec0 + secs:.1f}\n")
                 log.flush()
                 rate = (step + 1 - start) / max(1e-9, time.time() - t0)
                 print(f"step {step + 1}/{steps} loss {running:.4f} {rate:.1f} steps/s "

@@ -119,3 +119,13 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     b = load_file(str(tmp_path / "b" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_second_stage_continues_and_records_history(ckpt, tmp_path):
+    suite = get_suite("linear-regression", **PARAMS)
+    out = tmp_path / "stage"
+    shutil.copytree(ckpt, out)
+    card = pretrain(suite, out, steps=10, seed=1, init_from=out, **TINY)
+    assert card["total_steps"] == 40 and [s["steps"] for s in card["stages"]] == [30, 10]
+    steps = [int(line.split(",")[0]) for line in (out / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(steps) and steps[-1] == 40
