@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 
 from benchmark import tables as T  # noqa: E402
 
@@ -48,13 +49,27 @@ class Styler:
     def __init__(self, predictors: Sequence[str]):
         self.names = list(dict.fromkeys(predictors))
 
+    # The protagonists and the two trivial references get fixed, unmistakable colours.
+    FIXED = {"icl-transformer": "#000000", "ridge": "#CC3311", "zero": "#999999",
+             "lookup": "#56B4E9"}
+
     def color(self, name: str):
-        i = self.names.index(name) if name in self.names else len(self.names)
-        return PALETTE[i % len(PALETTE)]
+        if name in self.FIXED:
+            return self.FIXED[name]
+        others = [n for n in self.names if n not in self.FIXED]
+        i = others.index(name) if name in others else len(others)
+        fixed = {to_hex(c) for c in self.FIXED.values()}
+        palette = [c for c in PALETTE  # minus near-duplicates of the fixed ones, grey and pale yellow
+                   if to_hex(c) not in fixed | {"#949494", "#d55e00", "#ece133"}]
+        return palette[i % len(palette)]
 
     def linestyle(self, name: str) -> str:
-        i = self.names.index(name) if name in self.names else 0
-        return LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)]
+        if name in self.FIXED:
+            return ":" if name in ("zero", "lookup") else "-"
+        others = [n for n in self.names if n not in self.FIXED]
+        i = others.index(name) if name in others else 0
+        n_colors = sum(1 for c in PALETTE if to_hex(c) not in {"#56b4e9", "#949494", "#d55e00", "#ece133"})
+        return LINESTYLES[(i // n_colors) % len(LINESTYLES)]
 
 
 def _style() -> None:

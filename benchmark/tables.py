@@ -426,10 +426,21 @@ def pool_value(v: str) -> float:
         return float("inf")
 
 
-def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16)) -> pd.DataFrame:
+TRANSITION_PREDICTORS = ("icl-transformer", "template-dmmse", "template-best", "lookup", "ridge")
+
+
+def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
+               predictors: Sequence[str] = TRANSITION_PREDICTORS) -> pd.DataFrame:
     """Error vs pool size: per split (novel, seen-task), predictor and pool size, the mean over
-    shots 1..max and at the given shot counts (those present), with intervals."""
+    shots 1..max and at the given shot counts (those present), with intervals.
+
+    Only ``predictors`` are drawn (the transformer and its template and learner references), so
+    that predictors run at a few pool sizes only do not draw misleading lines; when none of them
+    is present, every predictor is.
+    """
     ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"])])
+    if ok["predictor"].isin(predictors).any():
+        ok = ok[ok["predictor"].isin(predictors)]
     if "pool_size" not in ok or ok["pool_size"].nunique() < 2:
         return pd.DataFrame()
     by = ["split", "predictor", "pool_size"]

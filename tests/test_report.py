@@ -73,7 +73,10 @@ def test_score_vs_shots_csv_equals_recomputed_means(run_dir, report_dir):
 
 def test_transition_csv_equals_recomputed_means(run_dir, report_dir):
     df = results(run_dir)
-    ok = df[(df["status"] == "ok") & (df["shots"] >= 1) & df["split"].isin(["novel", "seen-task"])]
+    from benchmark.tables import TRANSITION_PREDICTORS
+
+    ok = df[(df["status"] == "ok") & (df["shots"] >= 1) & df["split"].isin(["novel", "seen-task"])
+            & df["predictor"].isin(TRANSITION_PREDICTORS)]
     fig = pd.read_csv(report_dir / "figures" / "transition__linear-regression.csv", dtype={"pool_size": str})
     mean_rows = fig[fig["measure"].str.startswith("mean over shots")]
     want = ok.groupby(["split", "predictor", "pool_size"])["score"].mean().rename("want").reset_index()
