@@ -111,6 +111,18 @@ def _floor(values: pd.Series) -> float:
     return float(max(v.min() / 3, np.median(v) * 1e-3))
 
 
+def _shared_legend(fig, axes) -> None:
+    """One legend for all panels, each predictor once, to the right of the figure."""
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+               title="predictor")
+
+
 def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, styler: Styler,
                    out_dir: Path) -> Figure | None:
     """One panel per split, one line per predictor, 95% bootstrap band over episodes."""
@@ -143,14 +155,7 @@ def score_vs_shots(curves: pd.DataFrame, suite: str, setting: str, metric: str, 
             ax.set_yscale("log")
             ax.set_ylim(bottom=floor / 1.5)
     axes[0][0].set_ylabel(T.metric_label(suite, metric) + ("\n[log scale]" if log else ""))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            if l not in labels:
-                handles.append(h)
-                labels.append(l)
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-               title="predictor")
+    _shared_legend(fig, axes)
     title = f"{suite}" + (f" ({setting})" if setting else "") + ": score vs demonstrations"
     fig.suptitle(title, y=1.02)
     fig.tight_layout()
@@ -217,14 +222,7 @@ def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out
                 ax.set_ylabel(T.metric_label(suite, metric))
             if log:
                 ax.set_title(f"{split}: {meas} [log]")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            if l not in labels:
-                handles.append(h)
-                labels.append(l)
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
-               title="predictor")
+    _shared_legend(fig, axes)
     title = f"{suite}: the lookup -> template -> learner transition"
     fig.suptitle(title, y=1.01)
     fig.tight_layout()
