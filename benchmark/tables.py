@@ -531,6 +531,8 @@ def checkpoint_cards(suite: str = "linear-regression") -> pd.DataFrame:
             c = json.loads(card.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        rows.append({"pool_size": card.parent.name.split("pool-", 1)[1], "steps": c.get("steps"),
-                     "wall_seconds": c.get("wall_seconds"), "card": str(card)})
+        # a checkpoint trained in stages reports its whole history
+        rows.append({"pool_size": card.parent.name.split("pool-", 1)[1],
+                     "steps": c.get("total_steps", c.get("steps")),
+                     "wall_seconds": c.get("total_wall_seconds", c.get("wall_seconds")), "card": str(card)})
     return pd.DataFrame(rows, columns=["pool_size", "steps", "wall_seconds", "card"])

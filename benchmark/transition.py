@@ -30,7 +30,8 @@ def transition_table(pool_sizes: Iterable, episodes: int = 5000, seed: int = 1,
             except Exception as exc:  # NotApplicable or missing checkpoint
                 if name == "icl-transformer":
                     print(f"pool {m}: icl-transformer unavailable ({exc})")
-        steps = getattr(fitted.get("icl-transformer"), "card_", {}).get("steps")
+        card = getattr(fitted.get("icl-transformer"), "card_", {})
+        steps = card.get("total_steps", card.get("steps"))
         for split in splits:
             err = {n: [] for n in fitted}
             dist = {"template-dmmse": [], "ridge": []}

@@ -21,18 +21,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--episodes", type=int, default=5000)
     ap.add_argument("--pools", default=",".join(map(str, POOLS)))
+    ap.add_argument("--csv", help="also write the table here")
     args = ap.parse_args()
     t0 = time.perf_counter()
     df = transition_table(args.pools.split(","), episodes=args.episodes)
     secs = time.perf_counter() - t0
     pd.set_option("display.width", 200)
     print(df.round(4).to_string(index=False))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
     icl = df[df.predictor == "icl-transformer"].set_index(["pool_size", "split"])
     ridge = df[df.predictor == "ridge"].set_index(["pool_size", "split"])
     print()
     if ("unlimited", "novel") in icl.index:
-        r = icl.loc[("unlimited", "novel")] / ridge.loc[("unlimited", "novel")].reindex(icl.columns)
-        for col in ("error_at_8", "error_at_16", "mean_error_1_to_max"):
+        cols = ["error_at_8", "error_at_16", "mean_error_1_to_max"]
+        r = icl.loc[("unlimited", "novel"), cols].astype(float) / ridge.loc[("unlimited", "novel"), cols].astype(float)
+        for col in cols:
             ok = r[col] <= 1.2
             print(f"unlimited pool, novel, {col}: {r[col]:.3f}x ridge  -> {'OK' if ok else 'MISSED'} (target <= 1.2x)")
     if ("4", "novel") in icl.index:
