@@ -78,7 +78,6 @@ def test_batch_size_does_not_change_results(tmp_path):
                                   check_exact=False, rtol=1e-12, atol=0)
 
 
-@pytest.mark.slow
 def test_dask_local_cluster_matches_serial(tmp_path):
     run(small_cfg(), tmp_path / "serial", progress=False)
     m = run(small_cfg(executor="dask", workers=2), tmp_path / "dask", progress=False)
@@ -171,7 +170,6 @@ def test_timeout_fails_only_the_slow_cell(tmp_path):
     assert m["cells"]["missing"] == 1
 
 
-@pytest.mark.slow
 def test_worker_stuck_in_native_code_is_killed_after_the_grace_period(tmp_path):
     cfg = small_cfg("zero")
     cfg["suites"][0]["splits"] = ["novel"]

@@ -1,4 +1,4 @@
-"""LM predictors on a tiny random Llama (fast) and on the real SmolLM2 (slow)."""
+"""LM predictors on a tiny random Llama and on the real SmolLM2 (converted once, then cached)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,6 @@ def test_missing_model_names_the_install_command(monkeypatch, tmp_path):
         hf_model.resolve_model(tmp_path / "nothing.gguf")
 
 
-@pytest.mark.slow
 def test_smollm2_knows_paris_and_cached_scoring_matches():
     lm, tok = load_causal_lm()
     f = PromptFormat()

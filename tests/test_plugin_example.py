@@ -62,7 +62,6 @@ def test_plugin_passes_conformance(installed, monkeypatch) -> None:
     assert {"no-target-access", "batch-independent", "frozen-weights"} <= set(report.rules)
 
 
-@pytest.mark.slow
 def test_plugin_appears_in_the_report(run_dir: Path, tmp_path: Path) -> None:
     from benchmark.report import build_report
 
