@@ -94,7 +94,7 @@ def _steps_note(cards: pd.DataFrame) -> str:
 
 def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
     items = []
-    for suite in sorted(df["suite"].unique()):
+    for suite in suite_order(df):
         fn = gallery_hook(suite)
         if fn is None:
             continue
@@ -110,6 +110,11 @@ def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
             path, caption = (g if isinstance(g, (tuple, list)) else (g, ""))
             items.append({"suite": suite, "path": Path(path), "caption": str(caption)})
     return items
+
+
+def suite_order(df: pd.DataFrame) -> list[str]:
+    """Suites in the order they first appear in the results (the order of the run's config)."""
+    return list(dict.fromkeys(df["suite"]))
 
 
 def build_report(runs: Sequence[Path], out: Path) -> Path:
@@ -136,7 +141,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     points.to_csv(tab_dir / "triad_points.csv", index=False)
 
     figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "transition": [], "triad_map": []}
-    for suite in sorted(df["suite"].unique()):
+    for suite in suite_order(df):
         for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
             f = F.score_vs_shots(curves, suite, setting, metrics[suite], styler, fig_dir)
             if f:
@@ -145,7 +150,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     if len(cards):
         cards.to_csv(tab_dir / "checkpoints.csv", index=False)
     notes: list[str] = []
-    for suite in sorted(df["suite"].unique()):
+    for suite in suite_order(df):
         trans = T.transition(df, suite)
         if trans.empty:
             continue
@@ -164,11 +169,14 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
         else:
             notes.append(f"{suite}: icl-transformer has no scored episodes shared with template-dmmse "
                          "or ridge, so the distance comparison is not drawn.")
-    for suite in sorted(points["suite"].unique()):
+    for suite in [x for x in suite_order(df) if x in set(points["suite"])]:
         f = F.triad_map(points, suite, styler, fig_dir)
         if f:
             figs["triad_map"].append(f)
     verdict = verdicts(df, lb, gains)
+    if len(verdict) and "suite" in verdict:  # suites in the order the runs list them
+        rank = {x: i for i, x in enumerate(suite_order(df))}
+        verdict = verdict.sort_values("suite", key=lambda c: c.map(rank), kind="stable")
     verdict.to_csv(tab_dir / "verdict.csv", index=False)
     gallery = _gallery(df, out)
     na = T.not_applicable(df, manifests)
@@ -296,7 +304,7 @@ def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: 
     """The whole page; images are embedded, so the file opens offline on its own."""
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>triadbench report</title>"
              f"<style>{CSS}</style></head><body>"]
-    suites = sorted(df["suite"].unique())
+    suites = suite_order(df)
     n_ok = int((df["status"] == "ok").sum())
     parts.append(f"<h1>triadbench report</h1><p>{len(manifests)} run(s), suite(s): {_e(', '.join(suites))}; "
                  f"{n_ok} scored episodes, {int((df['status'] == 'error').sum())} errors, "
