@@ -126,8 +126,13 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     fig_dir, tab_dir = out / "figures", out / "tables"
     fig_dir.mkdir(parents=True, exist_ok=True)
     tab_dir.mkdir(parents=True, exist_ok=True)
+    for d in (fig_dir, tab_dir):  # a rebuilt report keeps no figure or table of an older one
+        for old in d.glob("*"):
+            if old.is_file() and old.suffix in (".png", ".svg", ".csv"):
+                old.unlink()
     metrics = df.groupby("suite")["metric"].agg(lambda s: next((m for m in s if m), "score")).to_dict()
-    styler = F.Styler(_predictor_order(df))
+    # colours are fixed per suite: few enough predictors there for each to get its own
+    stylers = {x: F.Styler(_predictor_order(df[df["suite"] == x])) for x in suite_order(df)}
 
     curves = T.curves(df)
     curves.to_csv(tab_dir / "curves.csv", index=False)
@@ -143,7 +148,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "transition": [], "triad_map": []}
     for suite in suite_order(df):
         for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
-            f = F.score_vs_shots(curves, suite, setting, metrics[suite], styler, fig_dir)
+            f = F.score_vs_shots(curves, suite, setting, metrics[suite], stylers[suite], fig_dir)
             if f:
                 figs["score_vs_shots"].append(f)
     cards = T.checkpoint_cards("linear-regression")
@@ -155,7 +160,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
         if trans.empty:
             continue
         note = _steps_note(cards) if suite == "linear-regression" else ""
-        f = F.transition(trans, suite, metrics[suite], styler, fig_dir, note)
+        f = F.transition(trans, suite, metrics[suite], stylers[suite], fig_dir, note)
         if f:
             figs["transition"].append(f)
         subject = "icl-transformer" if "icl-transformer" in set(df["predictor"]) else None
@@ -170,7 +175,7 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
             notes.append(f"{suite}: icl-transformer has no scored episodes shared with template-dmmse "
                          "or ridge, so the distance comparison is not drawn.")
     for suite in [x for x in suite_order(df) if x in set(points["suite"])]:
-        f = F.triad_map(points, suite, styler, fig_dir)
+        f = F.triad_map(points, suite, stylers[suite], fig_dir)
         if f:
             figs["triad_map"].append(f)
     verdict = verdicts(df, lb, gains)

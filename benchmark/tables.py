@@ -95,8 +95,24 @@ def setting_labels(df: pd.DataFrame) -> pd.Series:
         varying = [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True)
                                            for cfg in configs.values()}) > 1]
         labels = {c: ", ".join(f"{k}={cfg.get(k)}" for k in varying) for c, cfg in configs.items()}
-        out[g.index] = g["suite_config"].map(labels)
+        base = g["suite_config"].map(labels)
+        group = _task_group(suite)
+        if group is not None and "task_id" in g:  # e.g. strings: one setting per task kind
+            kinds = g["task_id"].fillna("").astype(str).map(lambda t: group(t) if t else "")
+            base = pd.Series([", ".join(x for x in (b, f"kind={k}" if k else "") if x)
+                              for b, k in zip(base, kinds)], index=g.index)
+        out[g.index] = base
     return out
+
+
+def _task_group(suite: str):
+    """A suite's ``task_group(task_id)`` hook, if it declares one, else None."""
+    try:
+        from benchmark.registry import suite_class
+
+        return getattr(suite_class(suite), "task_group", None)
+    except KeyError:
+        return None
 
 
 def setting_order(values: Iterable[str]) -> list[str]:

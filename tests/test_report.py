@@ -183,3 +183,12 @@ def test_missing_results_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="results.csv"):
         build_report([tmp_path], tmp_path / "out")
+
+
+def test_suites_with_task_groups_get_one_setting_per_group():
+    from benchmark.tables import setting_labels
+
+    df = pd.DataFrame({"suite": ["strings"] * 3 + ["linear-regression"] * 2,
+                       "suite_config": ['{"max_shots": 16}'] * 3 + ['{"pool_size": 4}', '{"pool_size": 16}'],
+                       "task_id": ["knowledge/capital", "rules/reverse", "", "novel-1", "novel-2"]})
+    assert setting_labels(df).tolist() == ["kind=knowledge", "kind=rules", "", "pool_size=4", "pool_size=16"]

@@ -187,6 +187,7 @@ class Strings(Suite):
 
     name = "strings"
     modality = "string"
+    task_group = staticmethod(task_kind)  # the report shows each kind on its own
     splits = ("memorized", "seen-task", "novel")
     metric = "exact-match"
     higher_is_better = True
