@@ -346,25 +346,20 @@ def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: 
             for r in na.itertuples()) + ".</p>")
     parts.append("</section>")
 
-    parts.append('<section id="curves"><h2>Score vs demonstrations</h2>')
-    if figs["score_vs_shots"]:
-        parts += [_figure_html(f, out) for f in figs["score_vs_shots"]]
-    else:
-        parts.append("<p>No suite was scored at more than one shot count.</p>")
-    parts.append("</section>")
-
-    if figs["transition"]:
-        parts.append('<section id="transition"><h2>Pool-size transition</h2>')
-        parts += [_figure_html(f, out) for f in figs["transition"]]
-        parts += [f'<p class="note">{_e(n)}</p>' for n in notes]
+    def figure_section(key: str, anchor: str, title: str, empty: str, extra: Sequence[str] = ()) -> None:
+        if not figs[key] and not empty:
+            return
+        parts.append(f'<section id="{anchor}"><h2>{title}</h2>')
+        parts.extend([_figure_html(f, out) for f in figs[key]] or [f"<p>{empty}</p>"])
+        parts.extend(extra if figs[key] else ())
         parts.append("</section>")
 
-    parts.append('<section id="triad"><h2>Triad map</h2>')
-    if figs["triad_map"]:
-        parts += [_figure_html(f, out) for f in figs["triad_map"]]
-    else:
-        parts.append("<p>A triad map needs both memorized and novel episodes; no suite has both.</p>")
-    parts.append("</section>")
+    figure_section("score_vs_shots", "curves", "Score vs demonstrations",
+                   "No suite was scored at more than one shot count.")
+    figure_section("transition", "transition", "Pool-size transition", "",
+                   [f'<p class="note">{_e(n)}</p>' for n in notes])
+    figure_section("triad_map", "triad", "Triad map",
+                   "A triad map needs both memorized and novel episodes; no suite has both.")
 
     parts.append('<section id="leaderboard"><h2>Leaderboards</h2><p>Per suite, setting and split; '
                  "the mean over shots >= 1 averages each episode over its shot counts first, so the "
