@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from baselines.threads import limited_threads
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -68,14 +69,12 @@ class ArcSmolLM2InContext(Predictor):
 
     def fit(self, pool: Any) -> "ArcSmolLM2InContext":
         """Load the model (cached per process); learns nothing from the pool."""
-        import torch
-
         from baselines.hf_model import load_causal_lm
 
         if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
             raise ValueError(f"{self.name}: max_tokens must be an integer >= 16, got {self.max_tokens!r}")
-        torch.set_num_threads(int(self.threads))
-        self.lm_, self.tok_ = load_causal_lm(self.model or "smollm2", dtype=self.dtype)
+        with limited_threads(int(self.threads)):
+            self.lm_, self.tok_ = load_causal_lm(self.model or "smollm2", dtype=self.dtype)
         return self
 
     # -- budget -------------------------------------------------------------------------------
@@ -125,9 +124,10 @@ class ArcSmolLM2InContext(Predictor):
         return plans
 
     def predict(self, batch: Any) -> list:
-        import torch
+        with limited_threads(int(self.threads)):
+            return self._predict(batch)
 
-        torch.set_num_threads(int(self.threads))
+    def _predict(self, batch: Any) -> list:
         return [self._episode(self.lm_, *plan) for plan in self._plans(batch)]
 
 
@@ -157,12 +157,9 @@ class ArcSmolLM2LoraTTT(ArcSmolLM2InContext):
         self.rank = rank
         self.seed = seed
 
-    def predict(self, batch: Any) -> list:
-        import torch
-
+    def _predict(self, batch: Any) -> list:
         from baselines.hf_model import lora_adapter
 
-        torch.set_num_threads(int(self.threads))
         out = []
         for plan, sx, sy in zip(self._plans(batch), batch.support_x, batch.support_y):
             demos = list(zip(sx, sy))

@@ -14,7 +14,6 @@ and the candidate with the lowest mean squared error wins (``chosen_params_``).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -26,25 +25,8 @@ from baselines.icl_transformer import ICLTransformerPredictor, model_predict
 from benchmark.episodes import EpisodeBatch
 from benchmark.predictor import Predictor
 from benchmark.registry import register_predictor
+from baselines.threads import limited_threads
 from benchmark.seeding import stream
-
-
-@contextlib.contextmanager
-def limited_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch/BLAS threads, then restore: the per-episode tensors are small, and on
-    a shared, loaded CPU extra threads spin-wait (measured: 100x slower with 2 threads)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # numpy's BLAS then keeps its own setting
-        threadpool_limits = lambda limits: contextlib.nullcontext()  # noqa: E731
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        with threadpool_limits(limits=max(1, int(n))):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- tuning on pool tasks ---------------------------------------------------------------------

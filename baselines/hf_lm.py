@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from baselines.hf_model import (generate, load_causal_lm, lora_adapter, score_continuations,
                                 score_full)
+from baselines.threads import limited_threads
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -111,17 +112,15 @@ class HFInContext(Predictor):
 
     def fit(self, pool: Any) -> "HFInContext":
         """Load the model (once per process) and check the prompt format; learns nothing."""
-        import torch
-
         self._check()
         self.format_ = PromptFormat(self.prompt_template, self.header)
         model = self.model if self.model is not None else self.default_model
         if model is None:
             raise NotApplicable(f"{self.name}: no model given; pass model=PATH (a transformers "
                                 "directory or a .gguf file), or use the smollm2 presets")
-        torch.set_num_threads(self.threads)
         try:
-            self.lm_, self.tok_ = load_causal_lm(model, dtype=self.dtype)
+            with limited_threads(self.threads):
+                self.lm_, self.tok_ = load_causal_lm(model, dtype=self.dtype)
         except FileNotFoundError as exc:  # a missing model is a missing resource, not a bug
             raise NotApplicable(f"{self.name}: {exc}") from exc
         return self
@@ -147,9 +146,10 @@ class HFInContext(Predictor):
         return [self.format_.prompt(list(xs), list(ys), q) for q in qs]
 
     def predict(self, batch: Any) -> list[list[str]]:
-        import torch
+        with limited_threads(self.threads):
+            return self._predict(batch)
 
-        torch.set_num_threads(self.threads)
+    def _predict(self, batch: Any) -> list[list[str]]:
         cand_table = batch.meta.get("candidates", {})
         prompts, cands, owner = [], [], []
         for i, (xs, ys, qs) in enumerate(zip(batch.support_x, batch.support_y, batch.query_x)):
@@ -209,10 +209,7 @@ class HFLoraTTT(HFInContext):
         if not isinstance(self.with_demos, bool):
             raise ValueError(f"{self.name}: with_demos must be true or false, got {self.with_demos!r}")
 
-    def predict(self, batch: Any) -> list[list[str]]:
-        import torch
-
-        torch.set_num_threads(self.threads)
+    def _predict(self, batch: Any) -> list[list[str]]:
         cand_table = batch.meta.get("candidates", {})
         out = []
         for i, (xs, ys, qs) in enumerate(zip(batch.support_x, batch.support_y, batch.query_x)):
