@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from baselines.icl_model import ICLConfig, ICLTransformer
+from benchmark.paths import data_dir
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -21,12 +21,6 @@ MATCHED_PARAMS = ("d", "max_shots", "noise", "pool_size", "pool_seed")
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupted or trained for other suite settings."""
-
-
-def data_dir() -> Path:
-    """The project's data folder (``TRIADBENCH_DATA`` overrides it)."""
-    env = os.environ.get("TRIADBENCH_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
 
 
 def default_checkpoint(suite_params: dict) -> Path:

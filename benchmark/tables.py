@@ -537,10 +537,9 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
 
 def checkpoint_cards(suite: str = "linear-regression") -> pd.DataFrame:
     """Training steps and wall time of the shipped in-context checkpoints, one row per pool size."""
-    import os
+    from benchmark.paths import data_dir
 
-    env = os.environ.get("TRIADBENCH_DATA")
-    root = (Path(env) if env else Path(__file__).resolve().parent.parent / "data") / "checkpoints" / suite
+    root = data_dir() / "checkpoints" / suite
     rows = []
     for card in sorted(root.glob("pool-*/card.json")):
         try:

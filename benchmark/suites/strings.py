@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import csv
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from benchmark.episodes import EpisodeBatch, EvalSet
+from benchmark.paths import data_dir
 from benchmark.registry import register_suite
 from benchmark.seeding import content_hash, stream
 from benchmark.suite import Suite, TaskPool
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "strings"
 KINDS = ("knowledge", "retrieval", "rules")
 RELATIONS = {"capital": "capitals.csv", "element": "elements.csv", "opposite": "opposites.csv"}
 
@@ -92,7 +91,7 @@ def apply_rule(rule: str, s: str) -> str | None:
 @lru_cache(maxsize=None)
 def load_relation(name: str) -> tuple[tuple[str, str], ...]:
     """(key, value) facts of a knowledge relation from ``data/strings/*.csv``."""
-    path = DATA_DIR / RELATIONS[name]
+    path = data_dir() / "strings" / RELATIONS[name]
     with open(path, newline="") as f:
         rows = [tuple(r) for r in csv.reader(f)][1:]
     keys = [r[0] for r in rows]
@@ -103,7 +102,7 @@ def load_relation(name: str) -> tuple[tuple[str, str], ...]:
 
 @lru_cache(maxsize=None)
 def load_words(name: str) -> tuple[str, ...]:
-    path = DATA_DIR / name
+    path = data_dir() / "strings" / name
     words = tuple(w.strip() for w in path.read_text().splitlines() if w.strip())
     if len(set(words)) != len(words):
         raise ValueError(f"{path}: duplicate entries")
