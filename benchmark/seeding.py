@@ -26,7 +26,8 @@ def content_hash(*arrays: object) -> str:
         if isinstance(a, np.ndarray):
             a = np.ascontiguousarray(a)
             h.update(str(a.dtype).encode() + str(a.shape).encode())
-            h.update(a.tobytes())
+            # object arrays hold pointers: hash what they point to
+            h.update(repr(a.tolist()).encode() if a.dtype.kind == "O" else a.tobytes())
         else:
             h.update(repr(a).encode())
         h.update(b"|")

@@ -27,6 +27,7 @@ import numpy as np
 from benchmark.contamination import ContaminationError, audit
 from benchmark.episodes import MODALITIES, SPLITS, EpisodeBatch, EvalSet
 from benchmark.predictor import FAMILIES, NotApplicable
+from benchmark.seeding import content_hash
 
 # Tolerance for float predictions compared across calls and batchings (strings and grids: exact).
 RTOL = 1e-5
@@ -234,21 +235,9 @@ _SKIP_TYPES = (type, type(len), type(_close), type(math))
 
 
 def _tensor_digest(t: Any) -> str:
-    import hashlib
-
     t = t.detach().cpu().contiguous()
-    data = t.reshape(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b""
-    return hashlib.blake2b(str((t.dtype, tuple(t.shape))).encode() + data, digest_size=16).hexdigest()
-
-
-def _array_digest(a: np.ndarray) -> str:
-    import hashlib
-
-    if a.dtype.kind == "O":
-        data = repr(a.tolist()).encode()
-    else:
-        data = np.ascontiguousarray(a).tobytes()
-    return hashlib.blake2b(str((a.dtype, a.shape)).encode() + data, digest_size=16).hexdigest()
+    data = t.reshape(-1).view(__import__("torch").uint8).numpy() if t.numel() else np.empty(0, np.uint8)
+    return content_hash(str(t.dtype), tuple(t.shape), data)
 
 
 def state_snapshot(obj: Any, max_depth: int = 6, max_objects: int = 20000) -> dict[str, str]:
@@ -265,7 +254,7 @@ def state_snapshot(obj: Any, max_depth: int = 6, max_objects: int = 20000) -> di
             return
         seen.add(id(v))
         if isinstance(v, np.ndarray):
-            out[path] = _array_digest(v)
+            out[path] = content_hash(v)
             return
         if torch is not None:
             if isinstance(v, torch.Tensor):
