@@ -66,7 +66,7 @@ class Lookup(Predictor):
                 for j in range(q.shape[1]):
                     out[i, j] = self.table_.get(_key(q[i, j]), miss)
             return out
-        if batch.modality == "grid":  # up to two attempts per query; none on a miss
-            return [[[self.table_[_key(x)]] if _key(x) in self.table_ else [] for x in qs]
-                    for qs in batch.query_x]
+        if batch.modality == "grid":  # one attempt per query; none on a miss
+            hits = [[self.table_.get(_key(x)) for x in qs] for qs in batch.query_x]
+            return [[[y] if y is not None else [] for y in qs] for qs in hits]
         return [[self.table_.get(_key(x), miss) for x in qs] for qs in batch.query_x]

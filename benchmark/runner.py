@@ -280,7 +280,7 @@ def audit_all(cells: Iterable[Cell]) -> list[dict]:
         if k in seen:
             continue
         seen.add(k)
-        suite = suite_class(c.suite)(**c.suite_params())
+        suite = suite_for(c)
         held_out = [s for s in suite.splits if s in ("novel", "ood")]
         evs = [suite.episodes(s, suite.max_shots, c.episodes, c.seed) for s in held_out]
         rep = audit(pool_for(c), evs)
