@@ -187,15 +187,6 @@ def chunk_cells(cells: Sequence[Any], workers: int) -> list[list[Any]]:
     return chunks
 
 
-def _read_cell(out: Path, cell: Any) -> Any:
-    import pandas as pd
-
-    from benchmark.runner import cell_path
-
-    return pd.read_csv(cell_path(out, cell), keep_default_na=False, na_values=[""],
-                       dtype={"task_id": str, "episode_id": str, "error": str, "prediction": str})
-
-
 # -- executors --------------------------------------------------------------------------------
 class SerialExecutor:
     """Runs cells one after another in this process (the reference for determinism).
@@ -313,7 +304,7 @@ class LocalExecutor:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from benchmark.runner import cell_path
+        from benchmark.runner import cell_path, read_cell
 
         pool = self._pool(workers)
         futures = {pool.submit(run_chunk, chunk, str(out), str(markers), self.timeout): chunk
@@ -365,7 +356,7 @@ class LocalExecutor:
                     continue
                 reported.add(cell.key)
                 if cell_path(out, cell).exists():
-                    yield cell, _read_cell(out, cell), None
+                    yield cell, read_cell(out, cell), None
                 elif cell.key in running:
                     suspects.append(cell)
                 else:

@@ -239,6 +239,12 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_cell(out: Path, cell: Cell) -> pd.DataFrame:
+    """A finished cell's rows, with the text columns kept as text."""
+    return pd.read_csv(cell_path(out, cell), keep_default_na=False, na_values=[""],
+                       dtype={"task_id": str, "episode_id": str, "error": str, "prediction": str})
+
+
 def write_cell(out: Path, cell: Cell, df: pd.DataFrame) -> None:
     write_atomic(cell_path(out, cell), df.to_csv(index=False))
 
@@ -317,9 +323,7 @@ def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None)
     from benchmark.executors import report_failures
 
     report_failures(out, failed_cells)
-    frames = [pd.read_csv(cell_path(out, c), keep_default_na=False, na_values=[""],
-                          dtype={"task_id": str, "episode_id": str, "error": str, "prediction": str})
-              for c in cells if cell_path(out, c).exists()]
+    frames = [read_cell(out, c) for c in cells if cell_path(out, c).exists()]
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
     for col in ("error", "prediction", "task_id", "episode_id"):
         if col in results:
