@@ -113,6 +113,10 @@ def list_suites() -> dict[str, type]:
 def _lookup(kind: str, table: dict[str, type], name: str) -> type:
     _load()
     if name not in table:
+        group = PREDICTOR_GROUP if kind == "predictor" else SUITE_GROUP
+        broken = _load_errors.get(f"{group}:{name}")
+        if broken:
+            raise KeyError(f"{kind} {name!r} comes from a plugin that failed to load: {broken}")
         known = ", ".join(sorted(table)) or "none"
         raise KeyError(f"unknown {kind} {name!r}; known {kind}s: {known}")
     return table[name]

@@ -74,11 +74,13 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
     skipped: list[dict] = []
     run = cfg["run"]
     for entry in cfg["suites"]:
-        scls = suite_class(entry["name"])
-        preds = entry["predictors"]
-        if not preds:
+        try:
+            scls = suite_class(entry["name"])
+            classes = [(p, predictor_class(p["name"])) for p in entry["predictors"]]
+        except KeyError as exc:  # name the config the unknown name came from
+            raise KeyError(f"{cfg.get('source', 'config')}: {exc.args[0]}") from None
+        if not classes:
             raise ValueError(f"suite {entry['name']!r}: no predictors given (use --predictors)")
-        classes = [(p, predictor_class(p["name"])) for p in preds]
         for p, pcls in classes:  # constructing validates parameter names
             try:
                 pcls(**p["params"])

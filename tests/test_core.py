@@ -292,3 +292,20 @@ def test_batch_arrays_do_not_share_memory_with_targets(small_lr):
     for arr in (ev.batch.support_x, ev.batch.support_y, ev.batch.query_x):
         assert arr.base is None or not np.shares_memory(arr, ev.targets)
         assert arr.base is None
+
+
+def test_a_broken_plugin_is_named_with_its_load_error(monkeypatch):
+    from benchmark import registry
+
+    registry.list_predictors()  # load everything first
+    monkeypatch.setitem(registry._load_errors, "triadbench.predictors:broken-plugin",
+                        "ImportError: No module named 'missing_dep'")
+    with pytest.raises(KeyError, match="broken-plugin.*plugin that failed to load.*missing_dep"):
+        get_predictor("broken-plugin")
+
+
+def test_unknown_predictor_in_a_config_names_the_file(tmp_path):
+    cfg_file = tmp_path / "mine.toml"
+    cfg_file.write_text('[[suites]]\nname = "linear-regression"\npredictors = ["ridge", "ridgee"]\n')
+    with pytest.raises(KeyError, match=r"mine.toml: unknown predictor 'ridgee'"):
+        plan(load_config(cfg_file))
