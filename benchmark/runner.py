@@ -87,11 +87,14 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
             except TypeError as exc:
                 raise ValueError(f"predictor {p['name']!r}: bad parameters {p['params']} ({exc})") from None
         for params in _sweep(entry["params"]):
-            suite = scls(**params)
-            splits = entry["splits"] or list(suite.splits)
-            suite.check_splits(splits)
-            shots = entry["shots"] if entry["shots"] is not None else list(range(suite.max_shots + 1))
-            suite.check_shots(shots)
+            try:  # values out of range fail here, before any work, naming the config
+                suite = scls(**params)
+                splits = entry["splits"] or list(suite.splits)
+                suite.check_splits(splits)
+                shots = entry["shots"] if entry["shots"] is not None else list(range(suite.max_shots + 1))
+                suite.check_shots(shots)
+            except ValueError as exc:
+                raise ValueError(f"{cfg.get('source', 'config')}: {exc}") from None
             pjson = canonical(suite.params)
             for seed in run["seeds"]:
                 for p, pcls in classes:

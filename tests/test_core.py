@@ -309,3 +309,11 @@ def test_unknown_predictor_in_a_config_names_the_file(tmp_path):
     cfg_file.write_text('[[suites]]\nname = "linear-regression"\npredictors = ["ridge", "ridgee"]\n')
     with pytest.raises(KeyError, match=r"mine.toml: unknown predictor 'ridgee'"):
         plan(load_config(cfg_file))
+
+
+def test_out_of_range_value_in_a_config_names_the_file(tmp_path):
+    cfg_file = tmp_path / "range.toml"
+    cfg_file.write_text('[[suites]]\nname = "linear-regression"\npredictors = ["ridge"]\n'
+                        '[suites.params]\npool_size = "many"\n')
+    with pytest.raises(ValueError, match=r"range.toml: pool_size"):
+        plan(load_config(cfg_file))
