@@ -16,6 +16,8 @@ _BUILTIN_MODULES = (
     "baselines.lookup",
     "baselines.reference",
     "baselines.template_regression",
+    "baselines.template_mix",
+    "baselines.algorithm_select",
     "baselines.icl_transformer",
     "baselines.finetune",
     "benchmark.suites.strings",
