@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-NOVEL_SPLITS = ("novel", "ood")
+NOVEL_SPLITS = ("novel", "ood", "novel-orthogonal")
 
 
 class ContaminationError(RuntimeError):

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SPLITS = ("memorized", "seen-task", "novel", "ood")
+SPLITS = ("memorized", "seen-task", "novel", "ood", "novel-orthogonal")
 MODALITIES = ("vector", "string", "grid")
 
 

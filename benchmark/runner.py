@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.contamination import audit
+from benchmark.contamination import NOVEL_SPLITS, audit
 from benchmark.predictor import NotApplicable
 from benchmark.registry import predictor_class, suite_class
 
@@ -292,7 +292,7 @@ def audit_all(cells: Iterable[Cell]) -> list[dict]:
             continue
         seen.add(k)
         suite = suite_for(c)
-        held_out = [s for s in suite.splits if s in ("novel", "ood")]
+        held_out = [s for s in suite.splits if s in NOVEL_SPLITS]
         evs = [suite.episodes(s, suite.max_shots, c.episodes, c.seed) for s in held_out]
         rep = audit(pool_for(c), evs)
         reports.append({"suite": c.suite, "suite_config": c.params, "seed": c.seed, **rep})

@@ -22,7 +22,7 @@ ROW_KEY = ["suite", "suite_config", "predictor", "predictor_params", "split", "s
 NUMERIC = {"shots": int, "seed": int, "score": float, "fit_seconds": float, "predict_seconds": float}
 #: one episode (the same points at every shot count)
 PAIR_KEY = ["suite", "suite_config", "split", "seed", "episode_id"]
-SPLIT_ORDER = ["memorized", "seen-task", "novel", "ood"]
+SPLIT_ORDER = ["memorized", "seen-task", "novel", "ood", "novel-orthogonal"]
 FAMILY_ORDER = ["lookup", "template", "in-context", "fine-tune", "reference"]
 MAX_BOOT = 2000
 #: cap on resamples x group size per grouped bootstrap (keeps a 300k-row report to seconds)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from benchmark.contamination import ContaminationError, audit
+from benchmark.contamination import NOVEL_SPLITS, ContaminationError, audit
 from benchmark.episodes import MODALITIES, SPLITS, EpisodeBatch, EvalSet
 from benchmark.predictor import FAMILIES, NotApplicable
 from benchmark.seeding import content_hash
@@ -606,7 +606,7 @@ def check_suite(suite: Any, *, episodes: int = 3, seed: int = 0,
         report.passed("deterministic")
     if "novel-disjoint" in wanted:
         held = [s.episodes(x, s.max_shots, max(episodes, 8), seed) for x in s.splits
-                if x in ("novel", "ood")]
+                if x in NOVEL_SPLITS]
         try:
             audit(pool, held)
         except ContaminationError as exc:

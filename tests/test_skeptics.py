@@ -9,7 +9,7 @@ import pytest
 from baselines.algorithm_select import AlgorithmSelect
 from baselines.strings_template import (DemoCopy, TemplateStrings, novel_rule_reachability,
                                         reachable, template_reachability)
-from baselines.template_mix import TemplateMix, TemplateMixSpan
+from baselines.template_mix import TemplateMix, TemplateMixSpan, gaussian_posterior_mean
 from baselines.template_regression import TemplateDMMSE
 from benchmark import get_suite
 from benchmark.predictor import NotApplicable
@@ -144,3 +144,46 @@ def test_template_strings_solves_exactly_the_reachable_novel_rules():
     reach = np.array([template_reachability(i) == "reachable" for i in ev.batch.task_ids])
     assert reach.any() and (~reach).any()
     assert scores[reach].mean() == 1.0 and scores[~reach].mean() == 0.0
+
+
+@pytest.mark.parametrize("pool_size", [1, 4, 7])
+def test_novel_orthogonal_tasks_are_orthogonal_to_every_pool_task(pool_size):
+    suite = get_suite("linear-regression", pool_size=pool_size)
+    W = suite.pool().weights
+    ev = suite.episodes("novel-orthogonal", 4, 50, seed=0)
+    w = ev.extra["weights"]
+    assert np.abs(w @ W.T).max() < 1e-9 * np.abs(w).max() * np.abs(W).max()
+    assert np.linalg.matrix_rank(w) == 8 - pool_size  # they fill the whole complement
+    assert 0.6 < (w ** 2).sum(1).mean() / 8 < 1.4  # the prior's scale is kept
+    # template mixing cannot reach them: its posterior mean stays in the pool's span, so it
+    # is orthogonal to every such task, whatever it is shown
+    t = TemplateMix().fit(suite.pool())
+    ev16 = suite.episodes("novel-orthogonal", 16, 50, seed=0)
+    post = gaussian_posterior_mean(t.cov_, ev16.batch.support_x, ev16.batch.support_y, 0.25)
+    assert np.abs((post * ev16.extra["weights"]).sum(1)).max() < 1e-9
+
+
+def test_novel_orthogonal_for_large_pools_avoids_the_top_principal_directions():
+    suite = get_suite("linear-regression", pool_size=64)
+    W = suite.pool().weights
+    _, _, vt = np.linalg.svd(W)
+    w = suite.episodes("novel-orthogonal", 4, 30, seed=0).extra["weights"]
+    assert np.abs(w @ vt[:4].T).max() < 1e-9  # orthogonal to the top d // 2 directions
+    assert np.linalg.matrix_rank(w) == 4
+
+
+def test_task_family_shift():
+    base = get_suite("linear-regression", pool_size=16)
+    same = get_suite("linear-regression", pool_size=16, task_prior="gaussian", task_scale=1.0)
+    np.testing.assert_array_equal(base.episodes("novel", 4, 5, 0).extra["weights"],
+                                  same.episodes("novel", 4, 5, 0).extra["weights"])
+    sparse = get_suite("linear-regression", pool_size=16, task_prior="sparse", sparsity=2)
+    w = sparse.episodes("novel", 4, 400, 0).extra["weights"]
+    assert ((w != 0).sum(1) == 2).all()
+    assert 0.8 < (w ** 2).sum(1).mean() / 8 < 1.2
+    np.testing.assert_array_equal(sparse.pool().weights, base.pool().weights)  # the pool is not shifted
+    big = get_suite("linear-regression", pool_size=16, task_scale=2.0).episodes("novel", 4, 400, 0)
+    assert 3.0 < (big.extra["weights"] ** 2).sum(1).mean() / 8 < 5.0
+    for bad in ({"task_prior": "laplace"}, {"task_scale": 0}, {"sparsity": 9}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            get_suite("linear-regression", **bad)

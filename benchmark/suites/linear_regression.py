@@ -12,6 +12,7 @@ from benchmark.seeding import content_hash, stream
 from benchmark.suite import Suite, TaskPool
 
 UNLIMITED = "unlimited"
+TASK_PRIORS = ("gaussian", "sparse")
 
 
 def parse_pool_size(value: Any) -> int | None:
@@ -67,12 +68,15 @@ class LinearRegression(Suite):
 
     name = "linear-regression"
     modality = "vector"
-    splits = ("memorized", "seen-task", "novel", "ood")
+    splits = ("memorized", "seen-task", "novel", "ood", "novel-orthogonal")
     metric = "mse/d"
     higher_is_better = False
     defaults = {
         "d": 8, "max_shots": 16, "noise": 0.25, "pool_size": 16, "pool_seed": 0,
         "n_prompts": 512, "queries": 4, "ood_scale": 2.0,
+        # the task family of held-out tasks (novel, ood, novel-orthogonal): a shift away from
+        # the pool's N(0, I) when not "gaussian" or when task_scale != 1
+        "task_prior": "gaussian", "task_scale": 1.0, "sparsity": 2,
     }
 
     def validate(self) -> None:
@@ -90,6 +94,14 @@ class LinearRegression(Suite):
             raise ValueError(f"suite {self.name!r}: noise (a variance) must be >= 0, got {p['noise']}")
         if not float(p["ood_scale"]) > 0:
             raise ValueError(f"suite {self.name!r}: ood_scale must be > 0, got {p['ood_scale']}")
+        if p["task_prior"] not in TASK_PRIORS:
+            raise ValueError(f"suite {self.name!r}: task_prior must be one of {TASK_PRIORS}, "
+                             f"got {p['task_prior']!r}")
+        if not float(p["task_scale"]) > 0:
+            raise ValueError(f"suite {self.name!r}: task_scale must be > 0, got {p['task_scale']}")
+        if (not isinstance(p["sparsity"], (int, np.integer)) or isinstance(p["sparsity"], bool)
+                or not 1 <= p["sparsity"] <= p["d"]):
+            raise ValueError(f"suite {self.name!r}: sparsity must be an integer in 1..d, got {p['sparsity']!r}")
         m = parse_pool_size(p["pool_size"])
         p["pool_size"] = UNLIMITED if m is None else m
 
@@ -107,6 +119,36 @@ class LinearRegression(Suite):
         if m is None:
             return None
         return stream(self.params["pool_seed"], "linear-regression", "pool-tasks", self.d).standard_normal((m, self.d))
+
+    def _held_out_tasks(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` held-out task vectors from the suite's ``task_prior``, each with E‖w‖² = d·scale²:
+        ``gaussian`` N(0, scale² I) (the pool's prior when scale = 1); ``sparse`` ``sparsity``
+        nonzero N(0, d/sparsity·scale²) coordinates at random positions."""
+        p = self.params
+        scale = float(p["task_scale"])
+        if p["task_prior"] == "gaussian":
+            return scale * rng.standard_normal((n, self.d))
+        s = int(p["sparsity"])
+        w = np.zeros((n, self.d))
+        pos = np.argsort(rng.random((n, self.d)), axis=1)[:, :s]
+        np.put_along_axis(w, pos, rng.standard_normal((n, s)) * np.sqrt(self.d / s) * scale, axis=1)
+        return w
+
+    def orthogonal_basis(self) -> np.ndarray:
+        """(d, d - r) orthonormal basis of the directions ``novel-orthogonal`` tasks live in.
+
+        With M < d pool tasks: the orthogonal complement of their span (r = rank, usually M), so
+        every such task is orthogonal to every pool task. With M >= d (or an unlimited pool, whose
+        offline prompts' tasks stand in for the pool) the span is everything: the complement of
+        the pool's top r = d // 2 principal directions (its least-represented directions).
+        """
+        W = self._pool_weights()
+        if W is None:
+            W = self._prompts()[1]
+        _, sv, vt = np.linalg.svd(W, full_matrices=True)
+        rank = int((sv > sv.max() * 1e-10).sum())
+        r = rank if rank < self.d else self.d // 2
+        return vt[r:].T
 
     def _points(self, rng: np.random.Generator, w: np.ndarray, scale: float = 1.0):
         n = len(w)
@@ -178,9 +220,18 @@ class LinearRegression(Suite):
             episode_ids = [f"seen-{i}" for i in range(n)]
         elif split in ("novel", "ood"):
             rng = stream(seed, "linear-regression", split, self.d)
-            w = rng.standard_normal((n, self.d))
+            w = self._held_out_tasks(rng, n)
             scale = float(p["ood_scale"]) if split == "ood" else 1.0
             x, y, clean = self._points(rng, w, scale)
+            task_ids = [f"{split}-{i}" for i in range(n)]
+            episode_ids = [f"{split}-{i}" for i in range(n)]
+        elif split == "novel-orthogonal":
+            # a held-out task projected onto the directions the pool does not span (see
+            # orthogonal_basis), rescaled to keep E‖w‖² of the prior
+            rng = stream(seed, "linear-regression", split, self.d)
+            U = self.orthogonal_basis()
+            w = self._held_out_tasks(rng, n) @ U @ U.T * np.sqrt(self.d / U.shape[1])
+            x, y, clean = self._points(rng, w)
             task_ids = [f"{split}-{i}" for i in range(n)]
             episode_ids = [f"{split}-{i}" for i in range(n)]
         else:  # pragma: no cover - check_splits guards
