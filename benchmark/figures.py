@@ -262,8 +262,9 @@ def distance(dist: pd.DataFrame, suite: str, out_dir: Path, steps_note: str) -> 
     fig.suptitle(title, y=1.03)
     fig.tight_layout()
     caption = (f"Mean squared distance between {subject}'s predictions and each reference's on the "
-               "same episodes and queries (shots >= 1), divided by d; bars are 95% bootstrap "
-               f"intervals over episodes x shots. {steps_note}")
+               "same episodes and queries (shots >= 1), divided by d, averaged per episode first; bars "
+               "are 95% bootstrap intervals over episodes (over tasks where episodes share tasks). "
+               f"{steps_note}")
     return _save(fig, out_dir, slug("distance", suite), dist, "distance", title, caption, suite=suite)
 
 

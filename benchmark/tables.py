@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmark.stats import bootstrap_ci
+from benchmark.stats import bootstrap_ci, claim, degenerate_interval, heavy_tailed, value_bounds
 
 #: columns that identify one scored episode; two runs holding the same key hold the same cell
 ROW_KEY = ["suite", "suite_config", "predictor", "predictor_params", "split", "shots", "seed",
@@ -142,13 +142,19 @@ def n_boot_for(total: int) -> int:
 
 
 def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", level: float = 0.95,
-                      seed: int = 0, n_boot: int | None = None) -> pd.DataFrame:
+                      seed: int = 0, n_boot: int | None = None, cluster: str | None = None) -> pd.DataFrame:
     """Mean, percentile-bootstrap interval and count of ``value`` for each group of ``by``.
 
-    Groups of the same size n share one set of resampling weights (a B x n matrix of multinomial
-    counts), so all their bootstrap means come from one matrix product: each group's interval is
-    an ordinary percentile bootstrap of its own values, at a small fraction of the cost of
-    resampling every group separately (see ``perf/report_build.py``).
+    With ``cluster`` (a column, e.g. ``task_id``), a group whose rows share clusters (fewer
+    distinct non-empty cluster values than rows) is resampled by cluster, all of a cluster's rows
+    together; other groups row by row. ``n`` counts rows, ``units`` the independent units
+    resampled and ``unit`` names them ("tasks" or "episodes"). Proportions never get a zero-width
+    interval (:func:`benchmark.stats.degenerate_interval`).
+
+    Groups with the same number of units share one set of resampling weights (a B x G matrix of
+    multinomial counts), so all their bootstrap means come from one matrix product: each group's
+    interval is an ordinary (cluster) percentile bootstrap of its own values, at a small fraction
+    of the cost of resampling every group separately (see ``perf/report_build.py``).
 
     Example
     -------
@@ -156,8 +162,9 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     >>> grouped_bootstrap(d, ["g"])[["g", "mean", "n"]].values.tolist()
     [['a', 0.0, 50], ['b', 1.0, 50]]
     """
-    cols = by + ["mean", "lo", "hi", "n"]
-    d = df[by + [value]].dropna(subset=[value])
+    cols = by + ["mean", "lo", "hi", "n", "units", "unit"]
+    keep = by + [value] + ([cluster] if cluster and cluster in df and cluster not in by else [])
+    d = df[keep].dropna(subset=[value])
     if d.empty:
         return pd.DataFrame(columns=cols)
     d = d.sort_values(by, kind="stable")
@@ -165,31 +172,62 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     keys = d.drop_duplicates(by)[by].reset_index(drop=True)
     v = d[value].to_numpy(float)
     sizes = np.bincount(gid)
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
     means = np.bincount(gid, weights=v) / sizes
+    # independent units: clusters in groups that share them, rows elsewhere
+    unit_code = np.arange(len(v))
+    clustered = np.zeros(len(sizes), bool)
+    if cluster and cluster in d:
+        cv = d[cluster].fillna("").astype(str).to_numpy()
+        valid = (cv != "") & (cv != "nan")
+        code = pd.Series(list(zip(gid, cv))).factorize()[0]
+        n_cl = pd.Series(code).groupby(gid).nunique().to_numpy()
+        all_valid = np.bincount(gid, weights=valid.astype(float)) == sizes
+        clustered = all_valid & (n_cl < sizes)
+        unit_code = np.where(clustered[gid], code, len(v) + np.arange(len(v)))
+    ukey = pd.DataFrame({"g": gid, "u": unit_code, "v": v})
+    units = ukey.groupby(["g", "u"], sort=True).agg(s=("v", "sum"), c=("v", "size")).reset_index()
+    ug = units["g"].to_numpy()
+    usum, ucnt = units["s"].to_numpy(float), units["c"].to_numpy(float)
+    n_units = np.bincount(ug, minlength=len(sizes))
+    ustart = np.r_[0, np.cumsum(n_units)[:-1]]
     B = n_boot or n_boot_for(len(v))
     rng = np.random.default_rng(seed)
     a = (1 - level) / 2
     lo, hi = means.copy(), means.copy()
-    for n in np.unique(sizes):
-        if n < 2:
-            continue  # one value: the interval is the value itself
-        groups = np.flatnonzero(sizes == n)
-        mat = v[starts[groups][:, None] + np.arange(n)]              # (G_n, n)
-        idx = rng.integers(0, n, size=(B, n))
-        counts = np.zeros((B, n))
-        np.add.at(counts, (np.repeat(np.arange(B), n), idx.ravel()), 1.0)
-        boot = mat @ counts.T / n                                    # (G_n, B) bootstrap means
+    for g_n in np.unique(n_units):
+        if g_n < 2:
+            continue  # one unit: the interval is its value (widened below for proportions)
+        groups = np.flatnonzero(n_units == g_n)
+        pos = ustart[groups][:, None] + np.arange(g_n)
+        S, C = usum[pos], ucnt[pos]                                   # (G_n, g_n)
+        idx = rng.integers(0, g_n, size=(B, g_n))
+        counts = np.zeros((B, g_n))
+        np.add.at(counts, (np.repeat(np.arange(B), g_n), idx.ravel()), 1.0)
+        boot = (S @ counts.T) / (C @ counts.T)                        # (G_n, B) bootstrap means
         lo[groups], hi[groups] = np.quantile(boot, [a, 1 - a], axis=1)
+    flat = np.flatnonzero(lo == hi)
+    if len(flat):
+        vmin = pd.Series(v).groupby(gid).min().to_numpy()
+        vmax = pd.Series(v).groupby(gid).max().to_numpy()
+        for g in flat:
+            b = value_bounds(np.array([vmin[g], vmax[g]]))
+            if b is not None and (b == (0.0, 1.0) or vmin[g] == vmax[g]):
+                lo[g], hi[g] = degenerate_interval(means[g], int(n_units[g]), b, level)
     out = keys.copy()
     out["mean"], out["lo"], out["hi"], out["n"] = means, lo, hi, sizes
+    out["units"] = n_units
+    out["unit"] = np.where(clustered, "tasks", "episodes")
     return out
 
 
-def episode_means(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Each episode's score averaged over its shot counts: the unit the intervals resample."""
+def episode_means(df: pd.DataFrame, by: list[str], value: str = "score") -> pd.DataFrame:
+    """Each episode's ``value`` averaged over its shot counts: the unit the intervals resample
+    (or cluster, by the ``task_id`` kept beside it, when episodes share tasks)."""
     key = by + (["ep"] if "ep" in df else [c for c in PAIR_KEY if c not in by])
-    return df.groupby(key, observed=True, sort=False)["score"].mean().reset_index()
+    agg = {value: (value, "mean")}
+    if "task_id" in df and "task_id" not in key:
+        agg["task_id"] = ("task_id", "first")
+    return df.groupby(key, observed=True, sort=False).agg(**agg).reset_index()
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -232,7 +270,37 @@ def metric_label(suite: str, metric: str) -> str:
 
 def curves(df: pd.DataFrame) -> pd.DataFrame:
     """Score vs shots: mean and interval per suite, setting, split, predictor and shot count."""
-    return grouped_bootstrap(ok_rows(df), ["suite", "setting", "split", "predictor", "shots"])
+    return grouped_bootstrap(ok_rows(df), ["suite", "setting", "split", "predictor", "shots"],
+                             cluster="task_id")
+
+
+def shot_label(shots: Iterable[int]) -> str:
+    """``1-16`` for a contiguous run of shot counts, else ``2,4,8,16``."""
+    s = sorted({int(x) for x in shots})
+    if not s:
+        return ""
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}-{s[-1]}"
+    return ",".join(map(str, s))
+
+
+def common_shot_grid(pos: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``pos`` restricted, per group of ``by`` minus the predictor, to the shot counts every
+    predictor of the group was scored at, so that means over shots compare like with like
+    (a predictor run at 2, 4, 8, 16 shots is not averaged over 1..16 beside one run at 1..16).
+    Where the predictors share no shot count, each keeps its own. Adds a ``shots_used`` column."""
+    group = [c for c in by if c != "predictor"]
+    if pos.empty:
+        return pos.assign(shots_used="")
+    grids = pos.groupby(by, observed=True)["shots"].agg(lambda x: frozenset(x.tolist()))
+    common = grids.groupby(level=group, observed=True).agg(lambda s: frozenset.intersection(*s))
+    own = grids.rename("own").reset_index()
+    own = own.merge(common.rename("common").reset_index(), on=group)
+    own["grid"] = [c if len(c) else o for o, c in zip(own["own"], own["common"])]
+    own["shots_used"] = own["grid"].map(shot_label)
+    m = pos.merge(own[by + ["grid", "shots_used"]], on=by, how="left")
+    keep = [k in g for k, g in zip(m["shots"], m["grid"])]
+    return m[keep].drop(columns=["grid"])
 
 
 def status_counts(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -273,12 +341,19 @@ def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFram
     ok = ok_rows(df)
     by = ["suite", "setting", "split", "predictor"]
     maxshot = ok.groupby(["suite", "setting"])["shots"].transform("max")
-    pos = ok[(ok["shots"] >= 1) | (maxshot == 0)]
-    over = grouped_bootstrap(episode_means(pos, by), by, seed=1).rename(columns={"mean": "mean_shots_ge1", "lo": "lo_shots_ge1",
-                                                               "hi": "hi_shots_ge1", "n": "n_shots_ge1"})
+    pos = common_shot_grid(ok[(ok["shots"] >= 1) | (maxshot == 0)], by)
+    em = episode_means(pos, by)
+    over = grouped_bootstrap(em, by, seed=1, cluster="task_id").rename(columns={
+        "mean": "mean_shots_ge1", "lo": "lo_shots_ge1", "hi": "hi_shots_ge1", "n": "n_shots_ge1",
+        "units": "units_shots_ge1"})
+    used = pos.groupby(by, observed=True)["shots_used"].first().reset_index()
+    robust = em.groupby(by, observed=True)["score"].agg(
+        median_shots_ge1="median", heavy_tailed=heavy_tailed).reset_index()
+    over = over.merge(used, on=by, how="left").merge(robust, on=by, how="left")
     at = ok[ok["shots"] == maxshot]
-    atmax = grouped_bootstrap(at, by, seed=2).rename(columns={"mean": "mean_max_shot", "lo": "lo_max_shot",
-                                                               "hi": "hi_max_shot", "n": "n_max_shot"})
+    atmax = grouped_bootstrap(at, by, seed=2, cluster="task_id").rename(columns={
+        "mean": "mean_max_shot", "lo": "lo_max_shot", "hi": "hi_max_shot", "n": "n_max_shot",
+        "units": "units_max_shot", "unit": "unit_max_shot"})
     ms = at.groupby(by)["shots"].max().rename("max_shot").reset_index()
     meta = df.groupby("predictor").agg(family=("family", "first"),
                                        updates_weights=("updates_weights", "first")).reset_index()
@@ -307,8 +382,10 @@ def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFram
     lb["_set"] = lb["setting"].map(order)
     lb = lb.sort_values(["suite", "_set", "split_rank", "_sort"]).drop(columns=["split_rank", "_sort", "_set"])
     cols = ["suite", "setting", "split", "predictor", "family", "updates_weights", "status",
-            "mean_shots_ge1", "lo_shots_ge1", "hi_shots_ge1", "n_shots_ge1", "max_shot",
-            "mean_max_shot", "lo_max_shot", "hi_max_shot", "n_max_shot", "errors", "skipped", "reason"]
+            "shots_used", "mean_shots_ge1", "lo_shots_ge1", "hi_shots_ge1", "n_shots_ge1",
+            "units_shots_ge1", "unit", "median_shots_ge1", "heavy_tailed", "max_shot",
+            "mean_max_shot", "lo_max_shot", "hi_max_shot", "n_max_shot", "units_max_shot",
+            "errors", "skipped", "reason"]
     return lb.reindex(columns=cols).reset_index(drop=True)
 
 
@@ -333,13 +410,20 @@ def family_summary(lb: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- paired differences -----------------------------------------------------------------------
+CLAIM_COLS = ["n", "unit", "n_episodes", "p", "sd"]
+
+
+def _claim_fields(c) -> dict:
+    return {"n": c.n, "unit": c.unit, "n_episodes": c.n_episodes, "p": c.p, "sd": c.sd}
 
 
 def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
     """Per predictor: improvement from the fewest to the most shots on the same episodes.
 
-    ``gain`` is signed so that positive means better (error falls or score rises); the interval
-    is over paired per-episode differences.
+    ``gain`` is signed so that positive means better (error falls or score rises). Only episodes
+    scored at both shot counts count (never a difference of independent means); the interval
+    resamples tasks when those episodes share tasks (:func:`benchmark.stats.claim`), and ``p`` is
+    NaN (no claim) below :data:`benchmark.stats.MIN_UNITS` units.
     """
     ok = ok_rows(df[df["split"] == split])
     rows = []
@@ -348,52 +432,97 @@ def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
         if lo_k == hi_k:
             continue
         pk = "ep" if "ep" in g else PAIR_KEY
-        a = g[g["shots"] == lo_k].set_index(pk)["score"]
-        b = g[g["shots"] == hi_k].set_index(pk)["score"]
-        a, b = a[~a.index.duplicated()], b[~b.index.duplicated()]
+        a = g[g["shots"] == lo_k].drop_duplicates(pk).set_index(pk)
+        b = g[g["shots"] == hi_k].drop_duplicates(pk).set_index(pk)
         common = a.index.intersection(b.index)
         sign = 1.0 if higher_is_better(suite) else -1.0
-        if len(common) >= 2:
-            diff = sign * (b[common].to_numpy() - a[common].to_numpy())
-            paired = True
-        else:  # no shared episodes: difference of independent means
-            diff, paired = None, False
+        paired = len(common) >= 1
+        rec = {"suite": suite, "setting": setting, "predictor": pred, "split": split,
+               "from_shots": int(lo_k), "to_shots": int(hi_k),
+               "score_from": float(a.loc[common, "score"].mean()) if paired else float(a["score"].mean()),
+               "score_to": float(b.loc[common, "score"].mean()) if paired else float(b["score"].mean()),
+               "paired": paired}
         if paired:
-            m, l, h = bootstrap_ci(diff, n_boot=MAX_BOOT, seed=3)
-        else:
-            ma, la, ha = bootstrap_ci(a.to_numpy(), seed=3)
-            mb, lb_, hb = bootstrap_ci(b.to_numpy(), seed=4)
-            m = sign * (mb - ma)
-            half = np.hypot(max(ha - la, 0), max(hb - lb_, 0)) / 2
-            l, h = m - half, m + half
-        rows.append({"suite": suite, "setting": setting, "predictor": pred, "split": split,
-                     "from_shots": int(lo_k), "to_shots": int(hi_k),
-                     "score_from": float(a.mean()), "score_to": float(b.mean()),
-                     "gain": m, "lo": l, "hi": h, "n": int(len(common) if paired else min(len(a), len(b))),
-                     "paired": paired})
+            diff = sign * (b.loc[common, "score"].to_numpy() - a.loc[common, "score"].to_numpy())
+            c = claim(diff, a.loc[common, "task_id"] if "task_id" in a else None, n_boot=MAX_BOOT, seed=3)
+            rec.update(gain=c.mean, lo=c.lo, hi=c.hi, **_claim_fields(c))
+        else:  # no episode at both shot counts: nothing to pair, no claim
+            rec.update(gain=np.nan, lo=np.nan, hi=np.nan, n=0, unit="episodes", n_episodes=0,
+                       p=np.nan, sd=np.nan)
+        rows.append(rec)
     return pd.DataFrame(rows, columns=["suite", "setting", "predictor", "split", "from_shots", "to_shots",
-                                       "score_from", "score_to", "gain", "lo", "hi", "n", "paired"])
+                                       "score_from", "score_to", "gain", "lo", "hi", "paired"] + CLAIM_COLS)
+
+
+def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, split: str = "novel",
+                    value: str = "score") -> pd.DataFrame:
+    """Per episode scored by both ``a`` and ``b``: their means over the *same* shot counts.
+
+    Episodes are identical when their suite configuration, seed, split and episode id agree (the
+    ``ep`` key). The shot grid is the set of shot counts >= 1 both predictors were scored at (all
+    counts when the suite has only 0), and an episode counts only if both have every count of that
+    grid. Columns: ep, task_id, a, b; ``attrs["shots"]`` holds the grid.
+    """
+    ok = ok_rows(df[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)
+                    & df["predictor"].isin([a, b])])
+    pk = ["ep"] if "ep" in ok else PAIR_KEY
+    if ok.empty:
+        return pd.DataFrame(columns=pk + ["task_id", "a", "b"])
+    if ok["shots"].max() > 0:
+        ok = ok[ok["shots"] >= 1]
+    grid = sorted(set(ok.loc[ok["predictor"] == a, "shots"]) & set(ok.loc[ok["predictor"] == b, "shots"]))
+    ok = ok[ok["shots"].isin(grid)].drop_duplicates(pk + ["predictor", "shots"])
+    wide = ok.pivot_table(index=pk, columns=["predictor", "shots"], values=value, aggfunc="first")
+    need = [(p, k) for p in (a, b) for k in grid]
+    if wide.empty or any(c not in wide.columns for c in need):
+        out = pd.DataFrame(columns=pk + ["task_id", "a", "b"])
+        out.attrs["shots"] = grid
+        return out
+    wide = wide[need].dropna()
+    out = pd.DataFrame({"a": wide[[(a, k) for k in grid]].mean(axis=1),
+                        "b": wide[[(b, k) for k in grid]].mean(axis=1)}).reset_index()
+    tids = ok.drop_duplicates(pk).set_index(pk)["task_id"] if "task_id" in ok else None
+    out["task_id"] = out.set_index(pk).index.map(tids) if tids is not None else ""
+    out = out[pk + ["task_id", "a", "b"]]
+    out.attrs["shots"] = grid
+    return out
 
 
 def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str,
                       split: str = "novel") -> dict | None:
-    """mean(score_a - score_b) over shared episodes and shots >= 1, signed so positive = a better."""
-    ok = ok_rows(df[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)])
-    maxshot = ok["shots"].max() if len(ok) else 0
-    ok = ok[(ok["shots"] >= 1) | (maxshot == 0)]
-    pk = ["ep"] if "ep" in ok else PAIR_KEY
-    key = pk + ["shots"]
-    sa = ok[ok["predictor"] == a].drop_duplicates(key).set_index(key)["score"]
-    sb = ok[ok["predictor"] == b].drop_duplicates(key).set_index(key)["score"]
-    common = sa.index.intersection(sb.index)
-    if len(common) < 2:
+    """mean(score_a - score_b) over identical episodes and shot counts (:func:`paired_episodes`),
+    signed so positive = a better; None when they share no episode."""
+    pe = paired_episodes(df, a, b, suite, setting, split)
+    if pe.empty:
         return None
     sign = 1.0 if higher_is_better(suite) else -1.0
-    # episodes are the unit: average each episode's difference over shots, then bootstrap
-    diff = (sign * (sa[common] - sb[common])).groupby(level=pk).mean().to_numpy()
-    m, l, h = bootstrap_ci(diff, n_boot=MAX_BOOT, seed=5)
-    return {"a": a, "b": b, "diff": m, "lo": l, "hi": h, "n": int(len(diff)),
-            "mean_a": float(sa[common].mean()), "mean_b": float(sb[common].mean())}
+    c = claim(sign * (pe["a"] - pe["b"]).to_numpy(), pe["task_id"].tolist(), n_boot=MAX_BOOT, seed=5)
+    return {"a": a, "b": b, "diff": c.mean, "lo": c.lo, "hi": c.hi, **_claim_fields(c),
+            "mean_a": float(pe["a"].mean()), "mean_b": float(pe["b"].mean()),
+            "shots": shot_label(pe.attrs.get("shots", []))}
+
+
+def two_sample(df_a: pd.DataFrame, df_b: pd.DataFrame, sign: float, seed: int = 0) -> dict:
+    """sign * (mean_a - mean_b) of two independent samples of per-episode means (columns score,
+    task_id), with a percentile interval from resampling each sample by its own unit."""
+    from benchmark.stats import cluster_bootstrap_ci, cluster_labels
+
+    out = {}
+    boots = []
+    rng = np.random.default_rng(seed)
+    for d in (df_a, df_b):
+        v = d["score"].to_numpy(float)
+        labels, unit = cluster_labels(d["task_id"].tolist() if "task_id" in d else None, len(v))
+        sums = np.bincount(labels, weights=v)
+        cnt = np.bincount(labels).astype(float)
+        g = len(sums)
+        idx = rng.integers(0, g, size=(MAX_BOOT, g))
+        boots.append(sums[idx].sum(1) / cnt[idx].sum(1))
+        out.setdefault("units", []).append(g)
+    diff = sign * (boots[0] - boots[1])
+    lo, hi = np.quantile(diff, [0.025, 0.975])
+    m = sign * (df_a["score"].mean() - df_b["score"].mean())
+    return {"mean": float(m), "lo": float(lo), "hi": float(hi), "n": int(min(out["units"]))}
 
 
 def triad_points(df: pd.DataFrame, gain: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -401,32 +530,34 @@ def triad_points(df: pd.DataFrame, gain: pd.DataFrame | None = None) -> pd.DataF
 
     gap = (memorized - novel) score over shots >= 1, with errors negated so a positive gap means
     better on memorized episodes; gain = improvement on novel episodes from the fewest to the most
-    shots (paired by episode). Intervals: independent bootstrap for the gap (different
-    episodes), paired bootstrap for the gain.
+    shots (paired by episode). Intervals: independent (cluster) bootstrap of each split for the
+    gap (different episodes), paired bootstrap for the gain.
     """
     ok = ok_rows(df)
     maxshot = ok.groupby(["suite", "setting"])["shots"].transform("max")
     pos = ok[(ok["shots"] >= 1) | (maxshot == 0)]
     by = ["suite", "setting", "predictor"]
-    mem = grouped_bootstrap(episode_means(pos[pos["split"] == "memorized"], by), by, seed=6)
-    nov = grouped_bootstrap(episode_means(pos[pos["split"] == "novel"], by), by, seed=7)
+    mem = episode_means(pos[pos["split"] == "memorized"], by)
+    nov = episode_means(pos[pos["split"] == "novel"], by)
     gain = shot_gain(df, "novel") if gain is None else gain
-    pts = mem.merge(nov, on=by, suffixes=("_mem", "_nov"))
     rows = []
-    for _, r in pts.iterrows():
-        sign = 1.0 if higher_is_better(r["suite"]) else -1.0
-        gap = sign * (r["mean_mem"] - r["mean_nov"])
-        half = np.hypot(r["hi_mem"] - r["lo_mem"], r["hi_nov"] - r["lo_nov"]) / 2
-        g = gain[(gain["suite"] == r["suite"]) & (gain["setting"] == r["setting"])
-                 & (gain["predictor"] == r["predictor"])]
+    novg = dict(list(nov.groupby(by, sort=False)))
+    for key, m in mem.groupby(by, sort=False):
+        if key not in novg:
+            continue
+        n = novg[key]
+        suite, setting, pred = key
+        sign = 1.0 if higher_is_better(suite) else -1.0
+        t = two_sample(m, n, sign, seed=6)
+        g = gain[(gain["suite"] == suite) & (gain["setting"] == setting) & (gain["predictor"] == pred)]
         gv = g.iloc[0] if len(g) else None
-        rows.append({"suite": r["suite"], "setting": r["setting"], "predictor": r["predictor"],
-                     "gap": gap, "gap_lo": gap - half, "gap_hi": gap + half,
+        rows.append({"suite": suite, "setting": setting, "predictor": pred,
+                     "gap": t["mean"], "gap_lo": t["lo"], "gap_hi": t["hi"], "gap_n": t["n"],
                      "gain": np.nan if gv is None else gv["gain"],
                      "gain_lo": np.nan if gv is None else gv["lo"],
                      "gain_hi": np.nan if gv is None else gv["hi"],
-                     "n_memorized": int(r["n_mem"]), "n_novel": int(r["n_nov"])})
-    out = pd.DataFrame(rows, columns=["suite", "setting", "predictor", "gap", "gap_lo", "gap_hi",
+                     "n_memorized": int(len(m)), "n_novel": int(len(n))})
+    out = pd.DataFrame(rows, columns=["suite", "setting", "predictor", "gap", "gap_lo", "gap_hi", "gap_n",
                                       "gain", "gain_lo", "gain_hi", "n_memorized", "n_novel"])
     meta = df.groupby("predictor").agg(family=("family", "first"),
                                        updates_weights=("updates_weights", "first")).reset_index()
@@ -462,13 +593,13 @@ def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
     by = ["split", "predictor", "pool_size"]
     parts = []
     pos = ok[ok["shots"] >= 1]
-    m = grouped_bootstrap(episode_means(pos, by), by, seed=8)
+    m = grouped_bootstrap(episode_means(pos, by), by, seed=8, cluster="task_id")
     m["measure"] = f"mean over shots 1..{int(ok['shots'].max())}"
     parts.append(m)
     for k in shots_at:
         sub = ok[ok["shots"] == k]
         if len(sub):
-            g = grouped_bootstrap(sub, by, seed=9 + k)
+            g = grouped_bootstrap(sub, by, seed=9 + k, cluster="task_id")
             g["measure"] = f"at {k} shots"
             parts.append(g)
     out = pd.concat(parts, ignore_index=True)
@@ -492,12 +623,20 @@ def _parse_predictions(s: pd.Series) -> np.ndarray:
 
 
 def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transformer",
-                        others: Sequence[str] = ("template-dmmse", "ridge")) -> pd.DataFrame:
+                        others: Sequence[str] = ("template-dmmse", "ridge"),
+                        per_episode: bool = False) -> pd.DataFrame:
     """Raventós et al.'s comparison: mean squared distance between ``subject``'s predictions and
-    each of ``others``' on the same episodes (shots >= 1), divided by d when the suite has one."""
+    each of ``others``' on the same episodes and shots >= 1, divided by d when the suite has one.
+
+    Each episode's distances are averaged over its shots first, and the interval resamples
+    episodes (tasks, when episodes share them), never the episode x shot rows. With
+    ``per_episode`` the per-episode distances are returned instead of the aggregate.
+    """
     key = ["ep", "shots"] if "ep" in df else ["suite_config", "seed", "split", "shots", "episode_id"]
-    ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"]) & (df["shots"] >= 1)])
-    if "pool_size" not in ok:
+    ok = ok_rows(df[(df["suite"] == suite) & (df["shots"] >= 1)])
+    if not per_episode:
+        ok = ok[ok["split"].isin(["novel", "seen-task"])]
+    if "pool_size" not in ok and not per_episode:
         return pd.DataFrame()
     subj = ok[ok["predictor"] == subject].drop_duplicates(key)
     if subj.empty:
@@ -508,7 +647,7 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
         oth = ok[ok["predictor"] == other].drop_duplicates(key)
         if oth.empty:
             continue
-        extra = [c for c in ("split", "pool_size", "d") if c not in key and c in subj]
+        extra = [c for c in ("split", "setting", "pool_size", "d", "task_id") if c not in key and c in subj]
         j = subj[key + extra].reset_index(drop=True)
         j["_i"] = np.arange(len(j))
         o = oth[key].reset_index(drop=True)
@@ -529,7 +668,15 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
     if not parts:
         return pd.DataFrame()
     allp = pd.concat(parts, ignore_index=True)
-    out = grouped_bootstrap(allp, ["split", "to", "pool_size"], value="distance", seed=30)
+    ep = ["ep"] if "ep" in allp else ["suite_config", "seed", "split", "episode_id"]
+    by = [c for c in ("split", "setting", "pool_size") if c in allp] + ["to"]
+    agg = {"distance": ("distance", "mean")}
+    if "task_id" in allp:
+        agg["task_id"] = ("task_id", "first")
+    per_ep = allp.groupby(by + ep, observed=True, sort=False).agg(**agg).reset_index()
+    if per_episode:
+        return per_ep
+    out = grouped_bootstrap(per_ep, ["split", "to", "pool_size"], value="distance", seed=30, cluster="task_id")
     out["M"] = out["pool_size"].map(pool_value)
     out.insert(0, "subject", subject)
     return out
