@@ -121,8 +121,48 @@ def resolve_model(model: str | Path | None = None) -> Path:
                             ".gguf file")
 
 
-def load_causal_lm(model: str | Path | None = None, dtype: str = "float32") -> tuple[Any, Any]:
+def bf16_supported(device: str = "cpu") -> bool:
+    """Whether bfloat16 matrix products are fast here: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX (checked at run time; elsewhere bf16 is emulated and slower than float32)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and any(bool(c()) for c in checks if c)
+    except Exception:  # an unknown build: stay on the safe side
+        return False
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; ``"cuda"`` without one fails."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu' or 'auto'")
+    return str(device)
+
+
+def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> str:
+    """``"auto"`` -> ``"bfloat16"`` where :func:`bf16_supported`, else ``"float32"``."""
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
+    if dtype == "auto":
+        return "bfloat16" if bf16_supported(device) else "float32"
+    return dtype
+
+
+def load_causal_lm(model: str | Path | None = None, dtype: str = "float32",
+                   device: str = "cpu") -> tuple[Any, Any]:
     """Return ``(model, tokenizer)`` in eval mode, cached per process (weights are shared).
+
+    ``dtype`` and ``device`` accept ``"auto"`` (see :func:`resolve_dtype`, :func:`resolve_device`).
 
     Example
     -------
@@ -132,14 +172,15 @@ def load_causal_lm(model: str | Path | None = None, dtype: str = "float32") -> t
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     path = resolve_model(model)
-    key = (str(path.resolve()), dtype)
+    key = (str(path.resolve()), dtype, device)
     if key not in _LOADED:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
                                                   dtype=getattr(torch, dtype))
+        lm.to(device)
         lm.eval()
         prepare_tokenizer(tok)
         _LOADED[key] = (lm, tok)
@@ -180,7 +221,7 @@ def generate(model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int =
     outs: list[str] = []
     for start in range(0, len(prompts), max(1, batch_size)):
         chunk = list(prompts[start:start + batch_size])
-        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.no_grad():
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  eos_token_id=eos or None, pad_token_id=tok.pad_token_id)
@@ -204,7 +245,7 @@ def score_continuations(model: Any, tok: Any, prefix: str, continuations: Sequen
     if not p_ids:
         raise ValueError("score_continuations: empty prefix")
     with torch.no_grad():
-        out = model(torch.tensor([p_ids]), use_cache=True)
+        out = model(torch.tensor([p_ids], device=model.device), use_cache=True)
     base_cache, last = out.cache, out.logits[:, -1:, :]
     P = len(p_ids)
     scores: list[float] = []
@@ -219,10 +260,11 @@ def score_continuations(model: Any, tok: Any, prefix: str, continuations: Sequen
         for i, c in enumerate(conts):
             ids[i, :len(c)] = torch.tensor(c)
             mask[i, :len(c)] = 1
+        ids, mask = ids.to(model.device), mask.to(model.device)
         cache = copy.deepcopy(base_cache)
         cache.batch_repeat_interleave(n)
-        attn = torch.cat([torch.ones((n, P), dtype=torch.long), mask], dim=1)
-        pos = (P + torch.arange(L)).unsqueeze(0).expand(n, L)
+        attn = torch.cat([torch.ones((n, P), dtype=torch.long, device=model.device), mask], dim=1)
+        pos = (P + torch.arange(L, device=model.device)).unsqueeze(0).expand(n, L)
         with torch.no_grad():
             o2 = model(ids, cache=cache, attention_mask=attn, position_ids=pos)
         logits = torch.cat([last.expand(n, 1, -1), o2.logits[:, :-1]], dim=1).float()
@@ -239,10 +281,10 @@ def score_full(model: Any, tok: Any, prefix: str, continuations: Sequence[str]) 
     scores = []
     for c in continuations:
         c_ids = encode(tok, c)
-        ids = torch.tensor([p_ids + c_ids])
+        ids = torch.tensor([p_ids + c_ids], device=model.device)
         with torch.no_grad():
             logits = model(ids).logits[0, len(p_ids) - 1:-1].float()
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(c_ids).unsqueeze(-1))
+        lp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(c_ids, device=model.device).unsqueeze(-1))
         scores.append(float(lp.sum()))
     return scores
 
@@ -325,7 +367,8 @@ def _train(model: Any, tok: Any, prompts: Sequence[str], answers: Sequence[str],
             ids[i, :len(x)] = torch.tensor(x)
             labels[i, :len(y)] = torch.tensor(y)
             attn[i, :len(x)] = 1
-        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        dev = model.device
+        loss = model(input_ids=ids.to(dev), attention_mask=attn.to(dev), labels=labels.to(dev)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

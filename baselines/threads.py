@@ -24,3 +24,36 @@ def limited_threads(n: int) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def in_worker_pool() -> bool:
+    """True inside a local-executor worker: the workers are the parallelism, one thread each."""
+    import sys
+
+    ex = sys.modules.get("benchmark.executors")
+    return bool(getattr(ex, "_worker_ready", False))
+
+
+def resolve_threads(threads: int | str | None, name: str = "threads") -> int:
+    """``"auto"``/None -> every available core, or 1 inside a worker pool; an int is kept.
+
+    Example
+    -------
+    >>> resolve_threads(3)
+    3
+    """
+    if threads is None or threads == "auto":
+        return 1 if in_worker_pool() else available_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{name} must be a positive integer or 'auto', got {threads!r}")
+    return threads

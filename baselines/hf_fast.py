@@ -1,0 +1,332 @@
+"""The fast LM path: many episodes per forward pass, each episode's demonstrations run once.
+
+- :func:`generate_grouped`: greedy answers for groups of prompts that share a prefix (one group
+  per episode: its demonstrations, then one prompt per query). The shared tokens are run once per
+  group and their key/value cache is copied to every query row; all groups of a chunk are padded
+  into one batch. The vocabulary projection runs in float32 on the last position only, so a
+  bfloat16 model's argmax is not decided by bfloat16 logit rounding.
+- :class:`BatchedLoRA`: per-episode LoRA adapters stacked along a leading episode axis and
+  attached by forward hooks; each batch row uses its own episode's adapter, so one
+  forward/backward trains many episodes at once. Adapter weights, their maths and the loss are
+  float32 whatever the base model's dtype.
+- :func:`train_lora_batched`: the training loop, per episode identical to
+  :func:`baselines.hf_model.lora_adapter` (same initial adapters, minibatches, loss, gradient
+  clipping and AdamW), so batched and one-episode-at-a-time training give the same adapters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+from baselines.hf_model import _newline_token_ids, encode, prepare_tokenizer
+
+__all__ = ["generate_grouped", "BatchedLoRA", "train_lora_batched", "lora_targets"]
+
+
+def _head32(model: Any) -> tuple[Any, Any]:
+    """The output projection as float32 (weight, bias), cached on the model."""
+    import torch
+
+    head = model.get_output_embeddings()
+    w = head.weight
+    cached = getattr(model, "_triad_head32", None)
+    if cached is not None and cached[0] is w and cached[1].device == w.device:
+        return cached[2], cached[3]
+    w32 = w.detach().float() if w.dtype != torch.float32 else w.detach()
+    b = getattr(head, "bias", None)
+    b32 = b.detach().float() if b is not None else None
+    model._triad_head32 = (w, w32, w32, b32)
+    return w32, b32
+
+
+def _logits32(model: Any, h: Any) -> Any:
+    """float32 logits of hidden states ``h`` (..., hidden)."""
+    w, b = _head32(model)
+    out = h.float() @ w.T
+    return out + b if b is not None else out
+
+
+def _lcp(seqs: Sequence[Sequence[int]]) -> int:
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = seqs[0][i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
+
+
+def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_new_tokens: int = 16,
+                     batch_rows: int = 32, stop_at_newline: bool = True,
+                     lora: "BatchedLoRA | None" = None) -> list[list[str]]:
+    """Greedy continuations for groups of prompts; each group's common token prefix runs once.
+
+    Prompts are tokenized whole (no boundary differs from one-prompt tokenization). With ``lora``
+    attached, the rows of group ``g`` use adapter ``g``. Returns one list of answers per group,
+    each cut at the first newline like :func:`baselines.hf_model.generate`.
+    """
+    import torch
+
+    prepare_tokenizer(tok)
+    stop = set([tok.eos_token_id] if tok.eos_token_id is not None else [])
+    if stop_at_newline:
+        stop |= set(_newline_token_ids(tok))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    dev = model.device
+    # Plan: per group, the shared prefix and one suffix per prompt (at least one token each).
+    plans = []
+    for g, prompts in enumerate(groups):
+        ids = [encode(tok, p) for p in prompts]
+        if any(not x for x in ids):
+            raise ValueError("generate_grouped: a prompt has no tokens")
+        c = min(_lcp(ids), min(len(x) for x in ids) - 1) if ids else 0
+        plans.append((g, ids[0][:c] if ids else [], [x[c:] for x in ids]))
+    out: list[list[str]] = [[""] * len(p) for p in groups]
+    order = sorted((p for p in plans if p[2]), key=lambda p: (len(p[1]) > 0, len(p[1])), reverse=True)
+    chunks, cur, rows = [], [], 0
+    for p in order:
+        n = len(p[2])
+        if cur and (rows + n > batch_rows or (len(cur[0][1]) > 0) != (len(p[1]) > 0)):
+            chunks.append(cur)
+            cur, rows = [], 0
+        cur.append(p)
+        rows += n
+    if cur:
+        chunks.append(cur)
+    with torch.no_grad():
+        for chunk in chunks:
+            texts = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora)
+            for (g, _, sufs), t in zip(chunk, texts):
+                out[g] = [x.split("\n")[0] if stop_at_newline else x for x in t]
+    return out
+
+
+def _left_pad(seqs: Sequence[Sequence[int]], pad: int, dev: Any) -> tuple[Any, Any]:
+    import torch
+
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, L - len(s):] = torch.tensor(s)
+            mask[i, L - len(s):] = 1
+    return ids.to(dev), mask.to(dev)
+
+
+def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, pad: int, dev: Any,
+                    lora: "BatchedLoRA | None") -> list[list[str]]:
+    import torch
+
+    base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    groups = [g for g, _, _ in chunk]
+    row_group = [j for j, (_, _, sufs) in enumerate(chunk) for _ in sufs]
+    rg = torch.tensor(row_group, device=dev)
+    cache = None
+    prefix_mask = torch.zeros((len(row_group), 0), dtype=torch.long, device=dev)
+    plen = torch.zeros(len(row_group), dtype=torch.long, device=dev)
+    if len(chunk[0][1]) > 0:  # the shared prefixes, once per group
+        ids, mask = _left_pad([p for _, p, _ in chunk], pad, dev)
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        if lora is not None:
+            lora.rows = torch.tensor(groups, device=dev)
+        o = base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        cache = o.cache
+        cache.reorder_cache(rg)
+        prefix_mask = mask[rg]
+        plen = mask.sum(1)[rg]
+    sufs = [s for _, _, ss in chunk for s in ss]
+    ids, smask = _left_pad(sufs, pad, dev)
+    pos = plen.unsqueeze(1) + (smask.cumsum(1) - 1).clamp(min=0)
+    attn = torch.cat([prefix_mask, smask], dim=1)
+    if lora is not None:
+        lora.rows = torch.tensor([groups[j] for j in row_group], device=dev)
+    o = base(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, use_cache=True)
+    cache, h = o.cache, o.last_hidden_state[:, -1]
+    last_pos = pos[:, -1]
+    n = len(sufs)
+    gen: list[list[int]] = [[] for _ in range(n)]
+    active = torch.arange(n, device=dev)
+    stop_t = torch.tensor(sorted(stop), device=dev) if stop else None
+    for t in range(max_new):
+        nxt = _logits32(model, h).argmax(-1)
+        for r, v in zip(active.tolist(), nxt.tolist()):
+            gen[r].append(v)
+        done = torch.isin(nxt, stop_t) if stop_t is not None else torch.zeros_like(nxt, dtype=torch.bool)
+        if t == max_new - 1 or bool(done.all()):
+            break
+        keep = (~done).nonzero().squeeze(1)
+        if len(keep) < len(active):
+            cache.reorder_cache(keep)
+            active, nxt, attn, last_pos = active[keep], nxt[keep], attn[keep], last_pos[keep]
+        attn = torch.cat([attn, torch.ones((len(active), 1), dtype=attn.dtype, device=dev)], dim=1)
+        last_pos = last_pos + 1
+        if lora is not None:
+            lora.rows = torch.tensor([groups[row_group[r]] for r in active.tolist()], device=dev)
+        o = base(input_ids=nxt.unsqueeze(1), attention_mask=attn, position_ids=last_pos.unsqueeze(1),
+                 cache=cache, use_cache=True)
+        cache, h = o.cache, o.last_hidden_state[:, -1]
+    texts = [tok.decode(g, skip_special_tokens=True) for g in gen]
+    out, i = [], 0
+    for _, _, ss in chunk:
+        out.append(texts[i:i + len(ss)])
+        i += len(ss)
+    return out
+
+
+# -- batched LoRA -----------------------------------------------------------------------------
+def lora_targets(model: Any, target_modules: Sequence[str], top_layers: int | None) -> list[tuple[str, Any]]:
+    """The Linear modules that get adapters, in ``named_modules`` order (as peft picks them)."""
+    import torch
+
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    keep = set(range(max(0, n_layers - int(top_layers)), n_layers)) if top_layers and n_layers else None
+    out = []
+    for name, mod in model.named_modules():
+        if name.rsplit(".", 1)[-1] not in target_modules or not isinstance(mod, torch.nn.Linear):
+            continue
+        if keep is not None:
+            m = re.search(r"\.layers\.(\d+)\.", name)
+            if not m or int(m.group(1)) not in keep:
+                continue
+        out.append((name, mod))
+    if not out:
+        raise ValueError(f"lora: none of target_modules {list(target_modules)} in the model")
+    return out
+
+
+class BatchedLoRA:
+    """``n`` independent LoRA adapters (rank ``rank``) on the target modules, one per episode.
+
+    Use as a context manager: on entry the hooks are attached and the base weights frozen; on exit
+    the hooks are removed and every ``requires_grad`` flag and the training mode are restored.
+    ``rows`` (a tensor: batch row -> episode) says which adapter each row of the next forward uses.
+    The initial adapters equal peft's for the same ``seed`` (A: Kaiming-uniform, B: zero).
+    """
+
+    def __init__(self, model: Any, n: int, rank: int = 8, alpha: int = 16,
+                 target_modules: Sequence[str] = ("q_proj", "v_proj"), top_layers: int | None = None,
+                 seed: int = 0):
+        import torch
+
+        self.model, self.n, self.scale = model, int(n), alpha / rank
+        self.targets = lora_targets(model, tuple(target_modules), top_layers)
+        dev = model.device
+        self.A, self.B = {}, {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for name, mod in self.targets:  # the draws peft makes: A, B (nn.Linear init), A again
+                a = torch.empty(rank, mod.in_features)
+                torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+                torch.nn.init.kaiming_uniform_(torch.empty(mod.out_features, rank), a=math.sqrt(5))
+                torch.nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+                self.A[name] = torch.nn.Parameter(a.to(dev).unsqueeze(0).repeat(self.n, 1, 1))
+                self.B[name] = torch.nn.Parameter(torch.zeros(self.n, mod.out_features, rank, device=dev))
+        self.rows: Any = None
+        self._handles: list = []
+
+    def parameters(self) -> list:
+        return [p for name, _ in self.targets for p in (self.A[name], self.B[name])]
+
+    def _hook(self, name: str):
+        def hook(mod: Any, args: tuple, out: Any) -> Any:
+            import torch
+
+            if self.rows is None:
+                raise RuntimeError("BatchedLoRA: rows (batch row -> episode) not set")
+            x = args[0].float()
+            rows = self.rows
+            if len(rows) != x.shape[0]:
+                raise RuntimeError(f"BatchedLoRA: {len(rows)} row labels for a batch of {x.shape[0]}")
+            a, b = self.A[name][rows], self.B[name][rows]  # (N, r, in), (N, out, r)
+            d = torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2)) * self.scale
+            return out + d.to(out.dtype)
+        return hook
+
+    def __enter__(self) -> "BatchedLoRA":
+        self._flags = {n: p.requires_grad for n, p in self.model.named_parameters()}
+        self._training = self.model.training
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self._handles = [mod.register_forward_hook(self._hook(name)) for name, mod in self.targets]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(self._flags.get(n, p.requires_grad))
+        self.model.train(self._training)
+        self.rows = None
+
+
+def train_lora_batched(model: Any, tok: Any, lora: BatchedLoRA,
+                       episodes: Sequence[tuple[Sequence[str], Sequence[str]]], steps: int = 16,
+                       lr: float = 3e-3, batch_size: int = 8, seed: int = 0) -> None:
+    """Train adapter ``e`` on episode ``e``'s (prompt, answer) pairs, all episodes in one batch.
+
+    Per episode this is :func:`baselines.hf_model.lora_adapter`'s loop: ``batch_size`` pairs per
+    step drawn with a generator seeded by ``seed``, mean cross-entropy over the answer tokens,
+    gradient norm clipped to 1 (per episode), AdamW without weight decay.
+    """
+    import torch
+
+    if len(episodes) != lora.n:
+        raise ValueError(f"train_lora_batched: {len(episodes)} episodes for {lora.n} adapters")
+    dev = model.device
+    seqs = []
+    for prompts, answers in episodes:
+        if len(prompts) != len(answers):
+            raise ValueError(f"train_lora_batched: {len(prompts)} prompts but {len(answers)} answers")
+        seqs.append([(encode(tok, p), encode(tok, a)) for p, a in zip(prompts, answers)])
+    if steps <= 0 or not any(seqs):
+        return
+    params = lora.parameters()
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    gens = [torch.Generator().manual_seed(seed) for _ in seqs]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    for _ in range(steps):
+        rows, row_ep = [], []
+        for e, ss in enumerate(seqs):
+            if not ss:
+                continue
+            if len(ss) > batch_size:
+                pick = torch.randperm(len(ss), generator=gens[e])[:batch_size].tolist()
+            else:
+                pick = list(range(len(ss)))
+            rows += [ss[i] for i in pick]
+            row_ep += [e] * len(pick)
+        L = max(len(p) + len(a) for p, a in rows)
+        ids = torch.full((len(rows), L), pad, dtype=torch.long)
+        attn = torch.zeros((len(rows), L), dtype=torch.long)
+        tgt_r, tgt_t, tgt_y = [], [], []
+        for i, (p, a) in enumerate(rows):  # right padding; position t predicts token t + 1
+            x = p + a
+            ids[i, :len(x)] = torch.tensor(x)
+            attn[i, :len(x)] = 1
+            for j in range(len(a)):
+                tgt_r.append(i)
+                tgt_t.append(len(p) + j - 1)
+                tgt_y.append(a[j])
+        lora.rows = torch.tensor(row_ep, device=dev)
+        h = base(input_ids=ids.to(dev), attention_mask=attn.to(dev)).last_hidden_state
+        r_t = torch.tensor(tgt_r, device=dev)
+        logits = _logits32(model, h[r_t, torch.tensor(tgt_t, device=dev)])
+        tok_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(tgt_y, device=dev),
+                                                     reduction="none")
+        ep_of_tok = lora.rows[r_t]
+        sums = torch.zeros(lora.n, device=dev).index_add(0, ep_of_tok, tok_loss)
+        counts = torch.zeros(lora.n, device=dev).index_add(0, ep_of_tok, torch.ones_like(tok_loss))
+        loss = (sums / counts.clamp(min=1)).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():  # clip_grad_norm_(max_norm=1) per episode
+            sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in params)
+            coef = (1.0 / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+            for p in params:
+                p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+        opt.step()
+    lora.rows = None
