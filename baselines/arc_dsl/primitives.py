@@ -1,0 +1,673 @@
+"""The ARC primitives: grid -> grid functions (``None`` when they do not apply to a grid).
+
+Families: geometry (rotations, flips, crops, scaling, tiling, mirroring), cells (gravity, shifts,
+symmetry completion and repair, rays, connecting lines, rings, hole filling), objects (connected
+components: crop/keep/remove by size, colour or shape, recolour by rank through marker colours),
+regions (split by separator lines or halves, cell-wise logical ops, overlay, select a cell,
+cells to pixels) and colour (erase or keep one colour). Marker colours 10-15 are resolved by the
+colour map that the search fits on the demonstrations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from baselines.arc_dsl.grids import MARK, MAX_SIDE, N_COLOURS, background, halves, objects, split_by_lines
+
+Grid = np.ndarray
+Fn = Callable[[Grid], Optional[Grid]]
+
+
+@dataclass(frozen=True)
+class Prim:
+    """One primitive: a readable name, the family its pool prior is counted under, the function."""
+
+    name: str
+    family: str
+    fn: Fn
+
+
+def _ok(g: Grid | None) -> Grid | None:
+    if g is None or g.ndim != 2 or g.size == 0 or g.shape[0] > MAX_SIDE or g.shape[1] > MAX_SIDE:
+        return None
+    return g
+
+
+# -- geometry ------------------------------------------------------------------------------------
+def crop_to(g: Grid, mask: np.ndarray) -> Grid | None:
+    """The bounding box of ``mask`` cut out of ``g``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return g[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
+def downscale(g: Grid, k: int) -> Grid | None:
+    """Undo a k-fold block scaling (``None`` unless every k x k block is constant)."""
+    h, w = g.shape
+    if h % k or w % k or (h == k and w == k):
+        return None
+    small = g[::k, ::k]
+    return small if np.array_equal(small.repeat(k, 0).repeat(k, 1), g) else None
+
+
+def kron_self(g: Grid, invert: bool = False) -> Grid | None:
+    """Each non-background cell replaced by the whole grid (a fractal; ``invert``: background cells)."""
+    h, w = g.shape
+    if h * h > MAX_SIDE or w * w > MAX_SIDE:
+        return None
+    bg = background(g)
+    m = (g == bg) if invert else (g != bg)
+    out = np.kron(m.astype(np.uint8), g)
+    out[np.kron(~m, np.ones_like(g, dtype=bool))] = bg
+    return out
+
+
+def _geometry() -> list[Prim]:
+    cat = np.concatenate
+    P = [
+        Prim("rot90", "rotate", lambda g: np.rot90(g, 1)),
+        Prim("rot180", "rotate", lambda g: g[::-1, ::-1]),
+        Prim("rot270", "rotate", lambda g: np.rot90(g, 3)),
+        Prim("flip_ud", "flip", lambda g: g[::-1]),
+        Prim("flip_lr", "flip", lambda g: g[:, ::-1]),
+        Prim("transpose", "flip", lambda g: g.T),
+        Prim("antitranspose", "flip", lambda g: g[::-1, ::-1].T),
+        Prim("crop_nonzero", "crop", lambda g: crop_to(g, g != 0)),
+        Prim("crop_nonbg", "crop", lambda g: crop_to(g, g != background(g))),
+        Prim("trim_border", "crop", lambda g: g[1:-1, 1:-1] if min(g.shape) > 2 else None),
+        Prim("kron_self", "fractal", lambda g: kron_self(g)),
+        Prim("kron_self_inv", "fractal", lambda g: kron_self(g, True)),
+    ]
+    for k in (2, 3, 4):
+        P.append(Prim(f"scale_up{k}", "scale", lambda g, k=k: g.repeat(k, 0).repeat(k, 1)))
+    for k in (2, 3):
+        P.append(Prim(f"scale_down{k}", "scale", lambda g, k=k: downscale(g, k)))
+    for a, b in ((1, 2), (2, 1), (2, 2), (3, 3), (1, 3), (3, 1)):
+        P.append(Prim(f"tile{a}x{b}", "tile", lambda g, a=a, b=b: np.tile(g, (a, b))))
+    P += [
+        Prim("mirror_lr", "mirror", lambda g: cat([g, g[:, ::-1]], axis=1)),
+        Prim("mirror_rl", "mirror", lambda g: cat([g[:, ::-1], g], axis=1)),
+        Prim("mirror_ud", "mirror", lambda g: cat([g, g[::-1]], axis=0)),
+        Prim("mirror_du", "mirror", lambda g: cat([g[::-1], g], axis=0)),
+        Prim("mirror_4", "mirror", lambda g: cat([cat([g, g[:, ::-1]], 1), cat([g[::-1], g[::-1, ::-1]], 1)])),
+        Prim("mirror_4r", "mirror", lambda g: cat([cat([g[::-1, ::-1], g[::-1]], 1), cat([g[:, ::-1], g], 1)])),
+        Prim("rot_4", "mirror", lambda g: cat([cat([g, np.rot90(g, 3)], 1), cat([np.rot90(g, 1), g[::-1, ::-1]], 1)])
+             if g.shape[0] == g.shape[1] else None),
+        Prim("half_top", "half", lambda g: g[: g.shape[0] // 2] if g.shape[0] > 1 else None),
+        Prim("half_bottom", "half", lambda g: g[g.shape[0] - g.shape[0] // 2:] if g.shape[0] > 1 else None),
+        Prim("half_left", "half", lambda g: g[:, : g.shape[1] // 2] if g.shape[1] > 1 else None),
+        Prim("half_right", "half", lambda g: g[:, g.shape[1] - g.shape[1] // 2:] if g.shape[1] > 1 else None),
+    ]
+    return P
+
+
+# -- cell-level transforms -----------------------------------------------------------------------
+def gravity(g: Grid, axis: int, towards_end: bool) -> Grid:
+    """Non-background cells fall along ``axis`` keeping their order."""
+    bg = background(g)
+    k = (g != bg) if towards_end else (g == bg)
+    return np.take_along_axis(g, np.argsort(k, axis=axis, kind="stable"), axis=axis)
+
+
+def shift(g: Grid, dr: int, dc: int) -> Grid:
+    """Move everything by (dr, dc); vacated cells become background."""
+    out = np.full_like(g, background(g))
+    h, w = g.shape
+    out[max(dr, 0): h + min(dr, 0), max(dc, 0): w + min(dc, 0)] = \
+        g[max(-dr, 0): h - max(dr, 0), max(-dc, 0): w - max(dc, 0)]
+    return out
+
+
+def overlay(g: Grid, m: Grid, bg: int) -> Grid:
+    """``g`` with its background cells taken from ``m``."""
+    return np.where(g != bg, g, m)
+
+
+def symmetrize(g: Grid, kind: str) -> Grid | None:
+    """Complete a symmetry by overlaying mirrored copies onto the background."""
+    bg = background(g)
+    if kind == "lr":
+        return overlay(g, g[:, ::-1], bg)
+    if kind == "ud":
+        return overlay(g, g[::-1], bg)
+    if kind == "4":
+        o = overlay(g, g[:, ::-1], bg)
+        return overlay(o, o[::-1], bg)
+    if g.shape[0] != g.shape[1]:
+        return None
+    if kind == "diag":
+        return overlay(g, g.T, bg)
+    if kind == "rot":
+        o = g
+        for k in (1, 2, 3):
+            o = overlay(o, np.rot90(g, k), bg)
+        return o
+    if kind == "all":
+        o = g
+        for t in (g[:, ::-1], g[::-1], g.T, g[::-1, ::-1].T, np.rot90(g, 1), np.rot90(g, 3), g[::-1, ::-1]):
+            o = overlay(o, t, bg)
+        return o
+    return None
+
+
+def _mirror_offsets(g: Grid, unknown: np.ndarray, axis: int) -> list[np.ndarray]:
+    """Mirror images of ``g`` about every axis position that agrees on all known cells."""
+    n = g.shape[axis]
+    best: list[np.ndarray] = []
+    for s in range(n // 2, 2 * n - 2 - n // 2 + 1):  # mirror index j -> s - j
+        idx = s - np.arange(n)
+        valid = (idx >= 0) & (idx < n)
+        if valid.sum() < n * 0.6:
+            continue
+        src = np.where(valid, idx, 0)
+        m = np.take(g, src, axis=axis)
+        mu = np.take(unknown, src, axis=axis)
+        vmask = valid[:, None] if axis == 0 else valid[None, :]
+        known = vmask & ~unknown & ~mu
+        if not known.any() or not np.array_equal(g[known], m[known]):
+            continue
+        best.append(np.where(vmask & ~mu, m.astype(np.int16), -1))
+    return best
+
+
+def repair(g: Grid, c: int) -> Grid | None:
+    """Cells of colour ``c`` (a mask over a symmetric picture) filled from their mirror images."""
+    unknown = g == c
+    if not unknown.any() or unknown.all():
+        return None
+    out = g.astype(np.int16)
+    cand = _mirror_offsets(g, unknown, 1) + _mirror_offsets(g, unknown, 0)
+    if g.shape[0] == g.shape[1]:
+        for t, tu in ((g.T, unknown.T), (g[::-1, ::-1].T, unknown[::-1, ::-1].T)):
+            known = ~unknown & ~tu
+            if np.array_equal(g[known], t[known]):
+                cand.append(np.where(tu, -1, t.astype(np.int16)))
+    for m in cand:
+        fill = (out == c) & (m >= 0) & unknown
+        out[fill] = m[fill]
+    if (out[unknown] == c).any():
+        for _ in range(2):  # second pass: fill from cells filled by the first
+            for m in cand:
+                fill = (out == c) & (m >= 0) & unknown
+                out[fill] = m[fill]
+    if (out[unknown] == c).any():
+        return None
+    return out.astype(np.uint8)
+
+
+def repair_patch(g: Grid, c: int) -> Grid | None:
+    """Only the repaired region (the bounding box of the colour-``c`` mask)."""
+    r = repair(g, c)
+    return None if r is None else crop_to(r, g == c)
+
+
+def ray(g: Grid, direction: str) -> Grid:
+    """Every non-background cell extended in a direction until the next non-background cell."""
+    bg = background(g)
+    if direction in ("up", "left"):
+        t = g[::-1] if direction == "up" else g[:, ::-1]
+        r = ray(t, "down" if direction == "up" else "right")
+        return r[::-1] if direction == "up" else r[:, ::-1]
+    if direction == "right":
+        return ray(g.T, "down").T
+    h, w = g.shape
+    idx = np.where(g != bg, np.arange(h)[:, None], -1)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    return np.where(idx >= 0, g[np.maximum(idx, 0), np.arange(w)[None, :]], bg).astype(g.dtype)
+
+
+def rays(g: Grid, dirs: Iterable[str]) -> Grid:
+    """Rays in several directions; where they cross, the earlier direction wins."""
+    bg = background(g)
+    out = g.copy()
+    for d in dirs:
+        out = overlay(out, ray(g, d), bg)
+    return out
+
+
+def diagonal_rays(g: Grid) -> Grid | None:
+    """Every non-background cell extended along both diagonals until the border (onto background)."""
+    bg = background(g)
+    h, w = g.shape
+    out = g.copy()
+    rs, cs = np.nonzero(g != bg)
+    if rs.size > 12:
+        return None
+    for r, c in zip(rs, cs):
+        for dr, dc in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            k = np.arange(1, max(h, w))
+            rr, cc = r + dr * k, c + dc * k
+            ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+            rr, cc = rr[ok], cc[ok]
+            free = out[rr, cc] == bg
+            out[rr[free], cc[free]] = g[r, c]
+    return out
+
+
+def connect(g: Grid, axis: int) -> Grid:
+    """Background cells between two cells of the same colour on a row (axis 1) or column (axis 0)."""
+    if axis == 0:
+        return connect(g.T, 1).T
+    bg = background(g)
+    h, w = g.shape
+    nz = g != bg
+    li = np.where(nz, np.arange(w)[None, :], -1)
+    np.maximum.accumulate(li, axis=1, out=li)
+    ri = np.where(nz, np.arange(w)[None, :], w)
+    ri = np.minimum.accumulate(ri[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None]
+    lv = np.where(li >= 0, g[rows, np.maximum(li, 0)], 255)
+    rv = np.where(ri < w, g[rows, np.minimum(ri, w - 1)], 254)
+    fill = ~nz & (lv == rv)
+    return np.where(fill, lv, g).astype(g.dtype)
+
+
+def _neighbours(m: np.ndarray, diag: bool) -> np.ndarray:
+    p = np.pad(m, 1)
+    out = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    if diag:
+        out = out | p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
+    return out
+
+
+def ring(g: Grid, diag: bool) -> Grid | None:
+    """Background cells next to a non-background cell marked (marker 10)."""
+    bg = background(g)
+    nz = g != bg
+    if not nz.any():
+        return None
+    out = g.copy()
+    out[_neighbours(nz, diag) & ~nz] = MARK
+    return out
+
+
+def fill_holes(g: Grid) -> Grid | None:
+    """Background regions not connected to the border marked (marker 10)."""
+    from scipy import ndimage
+
+    bg = background(g)
+    lab, n = ndimage.label(g == bg)
+    if n == 0:
+        return None
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    inner = (lab > 0) & ~np.isin(lab, border)
+    if not inner.any():
+        return None
+    out = g.copy()
+    out[inner] = MARK
+    return out
+
+
+def interior(g: Grid) -> Grid | None:
+    """Object cells whose four neighbours are all non-background marked (marker 10)."""
+    bg = background(g)
+    nz = g != bg
+    p = np.pad(nz, 1)
+    inner = nz & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    if not inner.any():
+        return None
+    out = g.copy()
+    out[inner] = MARK
+    return out
+
+
+def _cells() -> list[Prim]:
+    P = [
+        Prim("gravity_down", "gravity", lambda g: gravity(g, 0, True)),
+        Prim("gravity_up", "gravity", lambda g: gravity(g, 0, False)),
+        Prim("gravity_right", "gravity", lambda g: gravity(g, 1, True)),
+        Prim("gravity_left", "gravity", lambda g: gravity(g, 1, False)),
+        Prim("shift_down", "shift", lambda g: shift(g, 1, 0)),
+        Prim("shift_up", "shift", lambda g: shift(g, -1, 0)),
+        Prim("shift_right", "shift", lambda g: shift(g, 0, 1)),
+        Prim("shift_left", "shift", lambda g: shift(g, 0, -1)),
+    ]
+    for kind in ("lr", "ud", "4", "diag", "rot", "all"):
+        P.append(Prim(f"symmetrize_{kind}", "symmetry", lambda g, k=kind: symmetrize(g, k)))
+    for d in ("down", "up", "right", "left"):
+        P.append(Prim(f"ray_{d}", "ray", lambda g, d=d: ray(g, d)))
+    P += [
+        Prim("rays_vertical", "ray", lambda g: rays(g, ("down", "up"))),
+        Prim("rays_horizontal", "ray", lambda g: rays(g, ("right", "left"))),
+        Prim("rays_cross", "ray", lambda g: rays(g, ("down", "up", "right", "left"))),
+        Prim("rays_diagonal", "ray", diagonal_rays),
+        Prim("connect_rows", "connect", lambda g: connect(g, 1)),
+        Prim("connect_cols", "connect", lambda g: connect(g, 0)),
+        Prim("connect_both", "connect", lambda g: connect(connect(g, 1), 0)),
+        Prim("ring4", "ring", lambda g: ring(g, False)),
+        Prim("ring8", "ring", lambda g: ring(g, True)),
+        Prim("fill_holes", "holes", fill_holes),
+        Prim("mark_interior", "holes", interior),
+    ]
+    return P
+
+
+# -- objects ---------------------------------------------------------------------------------------
+def _pick(values: np.ndarray, how: str) -> int | None:
+    """Index of the unique max/min of ``values`` (``None`` on a tie or when empty)."""
+    if values.size == 0:
+        return None
+    v = values.max() if how == "max" else values.min()
+    hits = np.flatnonzero(values == v)
+    return int(hits[0]) if hits.size == 1 else None
+
+
+def _shape_keys(o, g: Grid) -> list[bytes]:
+    return [(o.labels[b] == i + 1).tobytes() + bytes(str((o.labels[b]).shape), "ascii")
+            for i, b in enumerate(o.boxes)]
+
+
+def select_object(g: Grid, conn: int, multi: bool, how: str) -> int | None:
+    """Index of the object chosen by a rule: largest, smallest, most colours, unique colour or shape."""
+    o = objects(g, conn, multi)
+    if o.n == 0 or o.n > 60:
+        return None
+    if how == "largest":
+        return _pick(o.sizes, "max")
+    if how == "smallest":
+        return _pick(o.sizes, "min")
+    if how == "bbox_largest":
+        return _pick(np.array([(b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in o.boxes]), "max")
+    if how == "most_colours":
+        return _pick(np.array([len(np.unique(g[b][o.labels[b] == i + 1])) for i, b in enumerate(o.boxes)]), "max")
+    if how in ("rare_colour", "common_colour"):
+        cols = np.array([int(g[b][o.labels[b] == i + 1][0]) for i, b in enumerate(o.boxes)])
+        counts = np.bincount(cols, minlength=N_COLOURS)[cols]
+        return _pick(counts, "min" if how == "rare_colour" else "max") if o.n > 1 else None
+    if how in ("rare_shape", "common_shape"):
+        ks = _shape_keys(o, g)
+        counts = np.array([ks.count(k) for k in ks])
+        if o.n < 2:
+            return None
+        if how == "rare_shape":
+            return _pick(counts, "min")
+        # the most common shape: any one instance (they are the same shape), the first
+        hits = np.flatnonzero(counts == counts.max())
+        return int(hits[0]) if counts.max() > 1 and len({ks[i] for i in hits}) == 1 else None
+    return None
+
+
+def crop_object(g: Grid, conn: int, multi: bool, how: str, only: bool) -> Grid | None:
+    """The chosen object's bounding box (``only``: other cells in the box set to background)."""
+    i = select_object(g, conn, multi, how)
+    if i is None:
+        return None
+    o = objects(g, conn, multi)
+    b = o.boxes[i]
+    sub = g[b]
+    if only:
+        sub = np.where(o.labels[b] == i + 1, sub, o.bg).astype(g.dtype)
+    return sub
+
+
+def keep_object(g: Grid, conn: int, multi: bool, how: str, keep: bool) -> Grid | None:
+    """Only the chosen object kept (``keep``) or the chosen object removed, in place."""
+    i = select_object(g, conn, multi, how)
+    if i is None:
+        return None
+    o = objects(g, conn, multi)
+    m = o.labels == i + 1
+    return np.where(m if keep else ~m, g, o.bg).astype(g.dtype)
+
+
+def remove_small(g: Grid, conn: int, size: int) -> Grid | None:
+    """Objects of at most ``size`` cells removed (noise)."""
+    o = objects(g, conn, False)
+    small = np.flatnonzero(o.sizes <= size) + 1
+    if small.size == 0:
+        return None
+    return np.where(np.isin(o.labels, small), o.bg, g).astype(g.dtype)
+
+
+def mark_by_size(g: Grid, conn: int, multi: bool, how: str) -> Grid | None:
+    """Objects recoloured with markers by size: ``rank`` (10 = largest ...), ``max``, ``min``, ``size``."""
+    o = objects(g, conn, multi)
+    if o.n == 0:
+        return None
+    out = g.copy()
+    lab = o.labels
+    if how == "rank":
+        ranks = np.unique(-o.sizes, return_inverse=True)[1]
+        if ranks.max() > 5:
+            return None
+        table = np.concatenate([[0], MARK + ranks])
+    elif how == "size":
+        table = np.concatenate([[0], MARK + np.minimum(o.sizes, 6) - 1])
+    else:
+        v = o.sizes.max() if how == "max" else o.sizes.min()
+        table = np.concatenate([[0], np.where(o.sizes == v, MARK, 0)])
+    t = table[lab]
+    out[t > 0] = t[t > 0]
+    return out
+
+
+def mark_shape_match(g: Grid, conn: int) -> Grid | None:
+    """Objects whose shape occurs more than once marked 10, the unique-shape ones 11 (colour-blind)."""
+    o = objects(g, conn, True)
+    if o.n < 2 or o.n > 40:
+        return None
+    ks = _shape_keys(o, g)
+    out = g.copy()
+    for i, k in enumerate(ks):
+        out[o.labels == i + 1] = MARK if ks.count(k) > 1 else MARK + 1
+    return out
+
+
+def mark_touching_border(g: Grid, conn: int) -> Grid | None:
+    """Objects touching the border marked 10."""
+    o = objects(g, conn, True)
+    if o.n == 0:
+        return None
+    lab = o.labels
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    edge = edge[edge > 0]
+    if edge.size == 0:
+        return None
+    out = g.copy()
+    out[np.isin(lab, edge)] = MARK
+    return out
+
+
+def fill_boxes(g: Grid, conn: int) -> Grid | None:
+    """Background cells inside each object's bounding box marked 10."""
+    o = objects(g, conn, True)
+    if o.n == 0:
+        return None
+    out = g.copy()
+    for b in o.boxes:
+        sub = out[b]
+        sub[sub == o.bg] = MARK
+    return out if not np.array_equal(out, g) else None
+
+
+def object_gravity(g: Grid, direction: str) -> Grid | None:
+    """Whole objects (8-connected, any colours) slide down until they rest on something."""
+    if direction != "down":
+        t = {"up": lambda x: x[::-1], "left": lambda x: x.T[::-1], "right": lambda x: x.T}[direction]
+        inv = {"up": lambda x: x[::-1], "left": lambda x: x[::-1].T, "right": lambda x: x.T}[direction]
+        r = object_gravity(np.ascontiguousarray(t(g)), "down")
+        return None if r is None else np.ascontiguousarray(inv(r))
+    o = objects(g, 8, True)
+    if o.n == 0 or o.n > 30:
+        return None
+    h = g.shape[0]
+    out = np.full_like(g, o.bg)
+    order = sorted(range(o.n), key=lambda i: -o.boxes[i][0].stop)
+    occ = np.zeros(g.shape, dtype=bool)
+    for i in order:
+        rs, cs = np.nonzero(o.labels == i + 1)
+        d = 0
+        while rs.max() + d + 1 < h and not occ[rs + d + 1, cs].any():
+            d += 1
+        occ[rs + d, cs] = True
+        out[rs + d, cs] = g[rs, cs]
+    return out
+
+
+def _objects() -> list[Prim]:
+    P: list[Prim] = []
+    for conn in (4, 8):
+        for multi in (False, True):
+            tag = f"{'multi' if multi else 'mono'}{conn}"
+            for how in ("largest", "smallest", "bbox_largest", "rare_colour", "common_colour", "rare_shape",
+                        "common_shape") + (("most_colours",) if multi else ()):
+                P.append(Prim(f"crop_{how}_{tag}", "crop_object",
+                              lambda g, c=conn, m=multi, h=how: crop_object(g, c, m, h, False)))
+                if how in ("largest", "smallest", "rare_colour", "rare_shape"):
+                    P.append(Prim(f"crop_only_{how}_{tag}", "crop_object",
+                                  lambda g, c=conn, m=multi, h=how: crop_object(g, c, m, h, True)))
+                    P.append(Prim(f"keep_{how}_{tag}", "keep_object",
+                                  lambda g, c=conn, m=multi, h=how: keep_object(g, c, m, h, True)))
+                    P.append(Prim(f"remove_{how}_{tag}", "keep_object",
+                                  lambda g, c=conn, m=multi, h=how: keep_object(g, c, m, h, False)))
+            for how in ("rank", "max", "min", "size"):
+                P.append(Prim(f"mark_size_{how}_{tag}", "mark_object",
+                              lambda g, c=conn, m=multi, h=how: mark_by_size(g, c, m, h)))
+        P += [
+            Prim(f"remove_noise1_{conn}", "denoise", lambda g, c=conn: remove_small(g, c, 1)),
+            Prim(f"remove_noise2_{conn}", "denoise", lambda g, c=conn: remove_small(g, c, 2)),
+            Prim(f"mark_shape_repeat_{conn}", "mark_object", lambda g, c=conn: mark_shape_match(g, c)),
+            Prim(f"mark_touching_border_{conn}", "mark_object", lambda g, c=conn: mark_touching_border(g, c)),
+            Prim(f"fill_boxes_{conn}", "holes", lambda g, c=conn: fill_boxes(g, c)),
+        ]
+    for d in ("down", "up", "left", "right"):
+        P.append(Prim(f"objects_fall_{d}", "gravity", lambda g, d=d: object_gravity(g, d)))
+    return P
+
+
+# -- regions: splitting, cell-wise logic, selection --------------------------------------------------
+_LOGIC: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
+    "nor": lambda a, b: ~(a | b), "left_only": lambda a, b: a & ~b, "right_only": lambda a, b: ~a & b,
+}
+
+
+def _parts(g: Grid, how: str) -> list[np.ndarray] | None:
+    if how == "lines":
+        s = split_by_lines(g)
+        return None if s is None else s[0]
+    h = halves(g, 0 if how == "rows" else 1)
+    return None if h is None else list(h)
+
+
+def logic(g: Grid, how: str, op: str) -> Grid | None:
+    """Two parts (split by lines or halves) combined cell-wise: marker 10 where ``op`` holds."""
+    parts = _parts(g, how)
+    if parts is None or len(parts) != 2:
+        return None
+    a, b = parts
+    bg = background(g) if how != "lines" else 0
+    m = _LOGIC[op](a != bg, b != bg)
+    return np.where(m, MARK, 0).astype(np.uint8)
+
+
+def overlay_parts(g: Grid, how: str, reverse: bool) -> Grid | None:
+    """All parts stacked: each later part's non-background cells cover the earlier ones."""
+    parts = _parts(g, how)
+    if parts is None or len(parts) < 2:
+        return None
+    bg = 0 if how == "lines" else background(g)
+    order = parts[::-1] if reverse else parts
+    out = order[0].copy()
+    for p in order[1:]:
+        out = np.where(p != bg, p, out)
+    return out.astype(g.dtype)
+
+
+def select_part(g: Grid, how: str, rule: str) -> Grid | None:
+    """One part chosen by a rule: the odd one out, most/fewest coloured cells, most colours."""
+    parts = _parts(g, how)
+    if parts is None or len(parts) < 2:
+        return None
+    if rule == "odd":
+        ks = [p.tobytes() for p in parts]
+        uniq = [i for i, k in enumerate(ks) if ks.count(k) == 1]
+        return parts[uniq[0]] if len(uniq) == 1 and len(parts) > 2 else None
+    bg = background(g) if how != "lines" else 0
+    if rule in ("most", "fewest"):
+        i = _pick(np.array([(p != bg).sum() for p in parts]), "max" if rule == "most" else "min")
+    else:
+        i = _pick(np.array([len(np.unique(p)) for p in parts]), "max" if rule == "most_colours" else "min")
+    return None if i is None else parts[i]
+
+
+def cells_to_pixels(g: Grid) -> Grid | None:
+    """Each cell between separator lines becomes one pixel of its most frequent non-zero colour."""
+    s = split_by_lines(g)
+    if s is None:
+        return None
+    cells, nr, nc = s
+    vals = []
+    for c in cells:
+        cnt = np.bincount(c.ravel(), minlength=N_COLOURS)
+        cnt[0] = 0
+        vals.append(int(cnt.argmax()) if cnt.any() else 0)
+    return np.array(vals, dtype=np.uint8).reshape(nr, nc)
+
+
+def _regions() -> list[Prim]:
+    P: list[Prim] = []
+    for how in ("lines", "rows", "cols"):
+        for op in _LOGIC:
+            P.append(Prim(f"{op}_{how}", "logic", lambda g, h=how, o=op: logic(g, h, o)))
+        P.append(Prim(f"overlay_{how}", "overlay", lambda g, h=how: overlay_parts(g, h, False)))
+        P.append(Prim(f"overlay_rev_{how}", "overlay", lambda g, h=how: overlay_parts(g, h, True)))
+    for rule in ("odd", "most", "fewest", "most_colours", "fewest_colours"):
+        P.append(Prim(f"select_{rule}_cell", "select_cell", lambda g, r=rule: select_part(g, "lines", r)))
+    P.append(Prim("cells_to_pixels", "cells_to_pixels", cells_to_pixels))
+    return P
+
+
+# -- colour primitives, parametrized by the colours of the task ----------------------------------------
+def colour_prims(colours: Iterable[int]) -> list[Prim]:
+    """Primitives with a colour parameter, one per colour present in every demonstration input."""
+    P: list[Prim] = []
+    for c in colours:
+        c = int(c)
+        P += [
+            Prim(f"erase_{c}", "erase", lambda g, c=c: np.where(g == c, background(g), g).astype(g.dtype)
+                 if (g == c).any() and background(g) != c else None),
+            Prim(f"keep_{c}", "keep_colour", lambda g, c=c: np.where(g == c, g, background(g)).astype(g.dtype)
+                 if (g == c).any() else None),
+            Prim(f"crop_colour_{c}", "crop", lambda g, c=c: crop_to(g, g == c)),
+            Prim(f"repair_{c}", "repair", lambda g, c=c: repair(g, c)),
+            Prim(f"repair_patch_{c}", "repair", lambda g, c=c: repair_patch(g, c)),
+        ]
+    return P
+
+
+_STATIC: list[Prim] | None = None
+
+
+def static_prims() -> list[Prim]:
+    """Every parameter-free primitive (built once)."""
+    global _STATIC
+    if _STATIC is None:
+        _STATIC = _geometry() + _cells() + _objects() + _regions()
+    return _STATIC
+
+
+def prims_for(inputs: Iterable[Grid]) -> list[Prim]:
+    """The primitives for a task: the static ones plus colour ones for colours every input has."""
+    common: set | None = None
+    for g in inputs:
+        cs = set(np.flatnonzero(np.bincount(g.ravel(), minlength=N_COLOURS)).tolist())
+        common = cs if common is None else common & cs
+    return static_prims() + colour_prims(sorted(common or ()))
+
+
+def apply(prim: Prim, g: Grid) -> Grid | None:
+    """Run a primitive safely: any failure or an out-of-range grid is ``None``."""
+    try:
+        out = prim.fn(g)
+    except (ValueError, IndexError):
+        return None
+    out = _ok(out)
+    if out is None:
+        return None
+    return np.ascontiguousarray(out, dtype=np.uint8)

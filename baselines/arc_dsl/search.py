@@ -1,0 +1,193 @@
+"""Demonstration-driven program search over the ARC primitives.
+
+A program is a sequence of at most ``max_depth`` primitives followed by a colour map fitted on
+the demonstrations (identity when none is needed; it also resolves marker colours 10-15). The
+search is best-first over programs: a program's priority is its prior cost (the sum of its
+primitives' costs, learned from the pool) plus a distance term (the fraction of demonstration
+cells its current output gets wrong, 1 when the output shape is wrong), so programs whose partial
+output is already close to the demonstrations are extended first. Every candidate is run on
+every demonstration input and every test input at once; an output equal to one already seen
+(on all of them) is dropped, and so is any candidate that fails on some input. When every
+demonstration's output keeps the input's shape, candidates that change the shape are pruned.
+Budgets: ``max_nodes`` candidates (deterministic) and ``seconds`` of CPU or wall time per task.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from baselines.arc_dsl.grids import MARK, N_COLOURS, as_grid, clear_cache
+from baselines.arc_dsl.primitives import Prim, apply, prims_for
+
+DIST_WEIGHT = 3.0  #: how much a wrong cell fraction of 1 costs, in units of one primitive
+
+
+@dataclass
+class Found:
+    """One program consistent with every demonstration, and its answers to the test inputs."""
+
+    names: tuple[str, ...]
+    families: tuple[str, ...]
+    cmap: dict[int, int]
+    outputs: list[np.ndarray]
+    cost: float
+
+    @property
+    def depth(self) -> int:
+        return len(self.names)
+
+    def text(self) -> str:
+        """Readable form, e.g. ``crop_largest_mono4 | flip_lr | colours 1->2, 10->3``."""
+        steps = list(self.names) or ["identity"]
+        if self.cmap:
+            steps.append("colours " + ", ".join(f"{a}->{b}" for a, b in sorted(self.cmap.items())))
+        return " | ".join(steps)
+
+
+@dataclass
+class SearchResult:
+    """What a search found and what it spent."""
+
+    found: list[Found] = field(default_factory=list)
+    nodes: int = 0
+    seconds: float = 0.0
+    timed_out: bool = False    # the time budget ran out
+    exhausted: bool = False    # the node budget ran out
+
+    def info(self) -> dict:
+        """A JSON-able summary: programs in readable form, depths, budget use."""
+        return {"programs": [f.text() for f in self.found], "depths": [f.depth for f in self.found],
+                "nodes": self.nodes, "seconds": round(self.seconds, 4), "timed_out": self.timed_out,
+                "node_budget_hit": self.exhausted}
+
+
+def fit_colour_map(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The colour map (16 -> 10) taking every ``g`` to its ``y`` cell by cell, or ``None``."""
+    cooc = np.zeros(N_COLOURS * 10, dtype=np.int64)
+    for g, y in zip(gs, ys):
+        if g.shape != y.shape:
+            return None
+        cooc += np.bincount(g.ravel().astype(np.int64) * 10 + y.ravel(), minlength=N_COLOURS * 10)
+    t = cooc.reshape(N_COLOURS, 10) > 0
+    if (t.sum(axis=1) > 1).any():
+        return None
+    cmap = np.arange(N_COLOURS)
+    used = t.any(axis=1)
+    cmap[used] = t[used].argmax(axis=1)
+    return cmap
+
+
+def _distance(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
+    tot = 0.0
+    for g, y in zip(gs, ys):
+        tot += 1.0 if g.shape != y.shape else float(np.count_nonzero(g != y)) / y.size
+    return tot / len(ys)
+
+
+def prim_costs(prims: Sequence[Prim], family_cost: Mapping[str, float] | None) -> np.ndarray:
+    """Each primitive's cost: its family's cost from the prior (1 when unknown)."""
+    fc = family_cost or {}
+    return np.array([float(fc.get(p.family, fc.get("*", 1.0))) for p in prims])
+
+
+def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, float] | None = None,
+           max_depth: int = 3, max_nodes: int = 3000, seconds: float | None = None, want: int = 2,
+           clock: Callable[[], float] = time.process_time) -> SearchResult:
+    """Best-first search for up to ``want`` programs with distinct answers (see the module doc)."""
+    t0 = clock()
+    res = SearchResult()
+    if not demos:
+        return res
+    xs = [as_grid(x) for x, _ in demos] + [as_grid(q) for q in queries]
+    ys = [as_grid(y) for _, y in demos]
+    nd = len(ys)
+    same_shape = all(x.shape == y.shape for x, y in zip(xs, ys))
+    prims = prims_for(xs[:nd])
+    costs = prim_costs(prims, family_cost)
+    order = np.argsort(costs, kind="stable")
+    ocost = costs[order]
+    cache: dict = {}
+    answers: set = set()
+
+    def check(grids: tuple, names: tuple, fams: tuple, cost: float) -> None:
+        cmap = fit_colour_map(grids[:nd], ys)
+        if cmap is None:
+            return
+        outs = []
+        for q in grids[nd:]:
+            o = cmap[q]
+            if (o >= MARK).any():
+                return  # a marker the demonstrations never resolved
+            outs.append(o.astype(np.uint8))
+        k = tuple((o.shape, o.tobytes()) for o in outs)
+        if k in answers:
+            return
+        answers.add(k)
+        cm = {int(a): int(b) for a, b in enumerate(cmap) if a != b and _seen(grids[:nd], a)}
+        res.found.append(Found(names, fams, cm, outs, cost))
+
+    root = tuple(xs)
+    rkeys = tuple((g.shape, g.tobytes()) for g in root)
+    seen = {rkeys}
+    nodes: list[tuple] = [(root, rkeys, (), (), 0.0)]
+    check(root, (), (), 0.0)
+    heap: list = []
+    counter = 0
+    if max_depth > 0 and len(res.found) < want:
+        heap.append((_distance(root[:nd], ys) * DIST_WEIGHT + ocost[0], 0, 0, 0))
+    while heap and len(res.found) < want:
+        if res.nodes >= max_nodes:
+            res.exhausted = True
+            break
+        if seconds is not None and (res.nodes & 15) == 0 and clock() - t0 > seconds:
+            res.timed_out = True
+            break
+        prio, _, nid, k = heapq.heappop(heap)
+        grids, keys, names, fams, cost = nodes[nid]
+        if k + 1 < len(order):
+            counter += 1
+            heapq.heappush(heap, (prio - ocost[k] + ocost[k + 1], counter, nid, k + 1))
+        pi = int(order[k])
+        prim = prims[pi]
+        res.nodes += 1
+        new, nkeys = [], []
+        for i, (g, gk) in enumerate(zip(grids, keys)):
+            ck = (pi, gk)
+            r = cache.get(ck, cache)
+            if r is cache:
+                r = apply(prim, g)
+                cache[ck] = r
+            if r is None or (same_shape and i < nd and r.shape != ys[i].shape):
+                new = None
+                break
+            new.append(r)
+            nkeys.append((r.shape, r.tobytes()))
+        if new is None:
+            continue
+        nk = tuple(nkeys)
+        if nk in seen:
+            continue
+        seen.add(nk)
+        state = tuple(new)
+        c2 = cost + float(costs[pi])
+        n2, f2 = names + (prim.name,), fams + (prim.family,)
+        check(state, n2, f2, c2)
+        if len(n2) < max_depth:
+            nodes.append((state, nk, n2, f2, c2))
+            counter += 1
+            heapq.heappush(heap, (c2 + _distance(state[:nd], ys) * DIST_WEIGHT + ocost[0], counter,
+                                  len(nodes) - 1, 0))
+    if seconds is not None and clock() - t0 > seconds and len(res.found) < want and heap:
+        res.timed_out = True
+    res.seconds = clock() - t0
+    clear_cache()
+    return res
+
+
+def _seen(grids: Sequence[np.ndarray], colour: int) -> bool:
+    return any((g == colour).any() for g in grids)
