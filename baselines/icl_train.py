@@ -63,11 +63,14 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
              lr: float = 1e-3, warmup: int = 500, weight_decay: float = 0.0, seed: int = 0,
              width: int = 64, layers: int = 4, heads: int = 4, threads: int = 1,
              device: str = "cpu", log_every: int = 250, save_every: int = 1000,
-             eval_episodes: int = 2000, init_from: str | Path | None = None) -> dict:
+             eval_episodes: int = 2000, init_from: str | Path | None = None,
+             optima_sequences: int = 20000) -> dict:
     """Train (or resume) a checkpoint in ``out``; returns the card written next to the weights.
 
     ``init_from`` continues from another checkpoint's weights (same model and suite settings)
-    with a fresh optimizer and schedule: a second, lower-learning-rate stage.
+    with a fresh optimizer and schedule: a second, lower-learning-rate stage. The card records
+    the final training loss beside the dMMSE and ridge optima on the pool's own training
+    distribution, estimated on ``optima_sequences`` sequences (0: not recorded).
     """
     from safetensors.torch import save_file
 
@@ -168,5 +171,89 @@ def pretrain(suite: Any, out: str | Path, steps: int = 24000, batch_size: int = 
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     if state_path.exists():
         state_path.unlink()
+    try:  # the final training loss beside its optima on this training distribution
+        if optima_sequences:
+            card["training_losses"] = add_training_optima(out, n=optima_sequences)
+    except Exception as exc:  # the checkpoint is saved; the card can be completed later
+        print(f"{out}: training optima not computed ({type(exc).__name__}: {exc}); run "
+              f"`python -m benchmark.transition cards` to add them", flush=True)
     print(json.dumps(metrics, indent=2), flush=True)
     return card
+
+
+# -- the training distribution's optima, for the card ------------------------------------------
+def training_optima(model: ICLTransformer | None, suite: Any, n: int = 20000, seed: int = 4242,
+                    chunk: int = 2000, device: str = "cpu") -> dict:
+    """Expected training loss on the pool's own training sequences, per position as the training
+    loss averages it, of the model and of two posterior-mean predictors: dMMSE (the Bayes optimum
+    for tasks uniform over the pool; None for an unlimited pool) and ridge with λ = noise (the
+    Bayes optimum for w ~ N(0, I), i.e. what a learner that ignores the pool achieves).
+
+    Position i predicts y_i from points 0..i-1 and x_i, exactly the sequences ``pretrain`` draws
+    (``pool.sample``), on ``n`` fresh sequences of a fixed stream (not the training stream).
+    """
+    from baselines.reference import ridge_weights
+    from baselines.template_regression import pool_log_posterior
+
+    pool = suite.pool()
+    length = suite.max_shots + 1
+    noise = float(suite.params["noise"])
+    W = pool.weights
+    F = None if W is None else np.einsum("md,me->mde", W, W).reshape(len(W), -1)
+    sums = {"model": 0.0, "dmmse": 0.0, "ridge": 0.0}
+    for c, start in enumerate(range(0, n, chunk)):
+        b = min(chunk, n - start)
+        x, y = pool.sample(stream(seed, "training-optima", c), b, length)
+        for i in range(length):
+            X, Y, q = x[:, :i], y[:, :i], x[:, i]
+            if i == 0:
+                w_r = np.zeros((b, suite.d))
+            else:
+                w_r = ridge_weights(X, Y, max(noise, 1e-12))
+            sums["ridge"] += float(((np.einsum("bd,bd->b", q, w_r) - y[:, i]) ** 2).sum())
+            if W is not None:
+                logits = pool_log_posterior(W, F, X, Y, noise)
+                logits -= logits.max(axis=1, keepdims=True)
+                p = np.exp(logits)
+                p /= p.sum(axis=1, keepdims=True)
+                sums["dmmse"] += float(((np.einsum("bd,bd->b", q, p @ W) - y[:, i]) ** 2).sum())
+        if model is not None:
+            was_training = model.training
+            model.eval()
+            with torch.inference_mode():
+                out = model(torch.as_tensor(x, dtype=torch.float32, device=device),
+                            torch.as_tensor(y, dtype=torch.float32, device=device))
+            sums["model"] += float(((out.double().cpu().numpy() - y) ** 2).sum())
+            model.train(was_training)
+    total = n * length
+    return {"sequences": n, "seed": seed, "positions": f"0..{length - 1}",
+            "model": sums["model"] / total if model is not None else None,
+            "dmmse": sums["dmmse"] / total if W is not None else None,
+            "ridge": sums["ridge"] / total}
+
+
+def final_running_loss(path: str | Path) -> float | None:
+    """The last logged training loss (an exponential moving average over batches) of a checkpoint."""
+    log = Path(path) / "train_log.csv"
+    if not log.exists():
+        return None
+    lines = [ln for ln in log.read_text().splitlines()[1:] if ln.strip()]
+    return float(lines[-1].split(",")[1]) if lines else None
+
+
+def add_training_optima(path: str | Path, n: int = 20000, seed: int = 4242) -> dict:
+    """Write ``training_losses`` into a checkpoint's card: its final training loss beside the
+    dMMSE and ridge optima on its own training distribution (see :func:`training_optima`)."""
+    from baselines.icl_transformer import load_checkpoint
+    from benchmark.registry import get_suite
+
+    path = Path(path)
+    model, card = load_checkpoint(path)
+    suite = get_suite(card["suite"], **card["suite_params"])
+    losses = training_optima(model, suite, n=n, seed=seed)
+    losses["final_running_loss"] = final_running_loss(path)
+    card["training_losses"] = losses
+    tmp = path / ".card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path / "card.json")
+    return losses

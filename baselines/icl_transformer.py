@@ -23,8 +23,25 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupted or trained for other suite settings."""
 
 
-def default_checkpoint(suite_params: dict) -> Path:
-    return data_dir() / "checkpoints" / "linear-regression" / f"pool-{suite_params['pool_size']}"
+CHECKPOINT_SETS = ("default", "transition")
+
+
+def default_checkpoint(suite_params: dict, checkpoint_set: str = "default",
+                       train_seed: int | None = None) -> Path:
+    """Where the shipped checkpoint for these suite settings lives.
+
+    ``"default"``: ``pool-{M}`` (one per pool size, budgets grow with M). ``"transition"``: the
+    equal-budget controls ``transition/pool-{M}-seed-{s}``, trained with pool seed = training
+    seed = s; ``train_seed=None`` takes s from the suite's ``pool_seed``.
+    """
+    root = data_dir() / "checkpoints" / "linear-regression"
+    if checkpoint_set == "default":
+        return root / f"pool-{suite_params['pool_size']}"
+    if checkpoint_set == "transition":
+        s = suite_params.get("pool_seed", 0) if train_seed is None else train_seed
+        return root / "transition" / f"pool-{suite_params['pool_size']}-seed-{int(s)}"
+    raise ValueError(f"icl-transformer: checkpoint_set must be one of {CHECKPOINT_SETS}, "
+                     f"got {checkpoint_set!r}")
 
 
 def read_card(path: Path) -> dict:
@@ -104,7 +121,9 @@ class ICLTransformerPredictor(Predictor):
     its forward pass over the demonstrations.
 
     ``checkpoint=None`` picks ``data/checkpoints/linear-regression/pool-{pool_size}``, so a run
-    over several pool sizes uses the matching checkpoint for each.
+    over several pool sizes uses the matching checkpoint for each; ``checkpoint_set="transition"``
+    picks the equal-budget multi-seed controls ``transition/pool-{M}-seed-{s}`` instead (s = the
+    suite's ``pool_seed``, or ``train_seed`` when given; the card must match the pool seed).
 
     Example
     -------
@@ -118,15 +137,20 @@ class ICLTransformerPredictor(Predictor):
     family = "in-context"
     updates_weights_at_runtime = False
 
-    def __init__(self, checkpoint: str | None = None, device: str = "cpu"):
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu",
+                 checkpoint_set: str = "default", train_seed: int | None = None):
         self.checkpoint = checkpoint
         self.device = device
+        self.checkpoint_set = checkpoint_set
+        self.train_seed = train_seed
 
     def fit(self, pool: Any) -> "ICLTransformerPredictor":
-        path = Path(self.checkpoint) if self.checkpoint else default_checkpoint(pool.params)
+        cset = getattr(self, "checkpoint_set", "default")  # subclasses may not take these
+        path = Path(self.checkpoint) if self.checkpoint else default_checkpoint(
+            pool.params, cset, getattr(self, "train_seed", None))
         if not self.checkpoint and not (path / "card.json").exists():
-            raise NotApplicable(f"no shipped checkpoint for pool_size={pool.params['pool_size']} "
-                                f"(looked in {path})")
+            raise NotApplicable(f"no shipped {cset!r} checkpoint for pool_size="
+                                f"{pool.params['pool_size']} (looked in {path})")
         self.model_, self.card_ = load_checkpoint(path, pool.params, self.device)
         self.checkpoint_path_ = str(path)
         return self
