@@ -59,11 +59,12 @@ def _lcp(seqs: Sequence[Sequence[int]]) -> int:
 
 def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_new_tokens: int = 16,
                      batch_rows: int = 32, stop_at_newline: bool = True,
-                     lora: "BatchedLoRA | None" = None) -> list[list[str]]:
+                     lora: "BatchedLoRA | None" = None,
+                     lora_index: Sequence[int] | None = None) -> list[list[str]]:
     """Greedy continuations for groups of prompts; each group's common token prefix runs once.
 
     Prompts are tokenized whole (no boundary differs from one-prompt tokenization). With ``lora``
-    attached, the rows of group ``g`` use adapter ``g``. Returns one list of answers per group,
+    attached, the rows of group ``g`` use adapter ``lora_index[g]`` (default ``g``). Returns one list of answers per group,
     each cut at the first newline like :func:`baselines.hf_model.generate`.
     """
     import torch
@@ -81,7 +82,8 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
         if any(not x for x in ids):
             raise ValueError("generate_grouped: a prompt has no tokens")
         c = min(_lcp(ids), min(len(x) for x in ids) - 1) if ids else 0
-        plans.append((g, ids[0][:c] if ids else [], [x[c:] for x in ids]))
+        adapter = lora_index[g] if lora_index is not None else g
+        plans.append((g, ids[0][:c] if ids else [], [x[c:] for x in ids], adapter))
     out: list[list[str]] = [[""] * len(p) for p in groups]
     order = sorted((p for p in plans if p[2]), key=lambda p: (len(p[1]) > 0, len(p[1])), reverse=True)
     chunks, cur, rows = [], [], 0
@@ -97,7 +99,7 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
     with torch.no_grad():
         for chunk in chunks:
             texts = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora)
-            for (g, _, sufs), t in zip(chunk, texts):
+            for (g, *_), t in zip(chunk, texts):
                 out[g] = [x.split("\n")[0] if stop_at_newline else x for x in t]
     return out
 
@@ -120,14 +122,14 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
     import torch
 
     base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
-    groups = [g for g, _, _ in chunk]
-    row_group = [j for j, (_, _, sufs) in enumerate(chunk) for _ in sufs]
+    groups = [a for _, _, _, a in chunk]  # the adapter of each group
+    row_group = [j for j, (_, _, sufs, _) in enumerate(chunk) for _ in sufs]
     rg = torch.tensor(row_group, device=dev)
     cache = None
     prefix_mask = torch.zeros((len(row_group), 0), dtype=torch.long, device=dev)
     plen = torch.zeros(len(row_group), dtype=torch.long, device=dev)
     if len(chunk[0][1]) > 0:  # the shared prefixes, once per group
-        ids, mask = _left_pad([p for _, p, _ in chunk], pad, dev)
+        ids, mask = _left_pad([p for _, p, _, _ in chunk], pad, dev)
         pos = (mask.cumsum(1) - 1).clamp(min=0)
         if lora is not None:
             lora.rows = torch.tensor(groups, device=dev)
@@ -136,7 +138,7 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
         cache.reorder_cache(rg)
         prefix_mask = mask[rg]
         plen = mask.sum(1)[rg]
-    sufs = [s for _, _, ss in chunk for s in ss]
+    sufs = [s for _, _, ss, _ in chunk for s in ss]
     ids, smask = _left_pad(sufs, pad, dev)
     pos = plen.unsqueeze(1) + (smask.cumsum(1) - 1).clamp(min=0)
     attn = torch.cat([prefix_mask, smask], dim=1)
@@ -169,7 +171,7 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
         cache, h = o.cache, o.last_hidden_state[:, -1]
     texts = [tok.decode(g, skip_special_tokens=True) for g in gen]
     out, i = [], 0
-    for _, _, ss in chunk:
+    for _, _, ss, _ in chunk:
         out.append(texts[i:i + len(ss)])
         i += len(ss)
     return out
@@ -201,7 +203,8 @@ class BatchedLoRA:
 
     Use as a context manager: on entry the hooks are attached and the base weights frozen; on exit
     the hooks are removed and every ``requires_grad`` flag and the training mode are restored.
-    ``rows`` (a tensor: batch row -> episode) says which adapter each row of the next forward uses.
+    ``rows`` (a tensor: batch row -> episode, or one int for every row) says which adapter each
+    row of the next forward uses.
     The initial adapters equal peft's for the same ``seed`` (A: Kaiming-uniform, B: zero).
     """
 
@@ -237,6 +240,9 @@ class BatchedLoRA:
                 raise RuntimeError("BatchedLoRA: rows (batch row -> episode) not set")
             x = args[0].float()
             rows = self.rows
+            if isinstance(rows, int):  # every row uses one episode's adapter
+                d = (x @ self.A[name][rows].T) @ self.B[name][rows].T * self.scale
+                return out + d.to(out.dtype)
             if len(rows) != x.shape[0]:
                 raise RuntimeError(f"BatchedLoRA: {len(rows)} row labels for a batch of {x.shape[0]}")
             a, b = self.A[name][rows], self.B[name][rows]  # (N, r, in), (N, out, r)

@@ -1,0 +1,156 @@
+"""The fast LM path against the earlier one on a tiny Llama: same answers, no adapter leaks."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from baselines import hf_model  # noqa: E402
+from baselines.hf_fast import BatchedLoRA, generate_grouped, lora_targets  # noqa: E402
+from baselines.hf_lm import HFInContext, HFLoraTTT  # noqa: E402
+from baselines.hf_model import generate, load_causal_lm  # noqa: E402
+from baselines.threads import resolve_threads  # noqa: E402
+from benchmark.episodes import EpisodeBatch  # noqa: E402
+from tests.tiny_llama import make_tiny_llama  # noqa: E402
+
+FP32 = {"dtype": "float32", "device": "cpu", "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama-fast"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load_causal_lm(tiny_dir)
+
+
+def _batch(n: int = 5, shots: int = 6, queries: int = 2) -> EpisodeBatch:
+    """Episodes of a letter rule with varied lengths; episode 0 has no demonstrations."""
+    sx, sy, qx = [], [], []
+    for e in range(n):
+        k = 0 if e == 0 else shots - (e % 3)
+        words = ["".join("abcdefghij"[(e + i * j) % 10] for j in range(2 + (i + e) % 4))
+                 for i in range(k + queries)]
+        sx.append(words[:k])
+        sy.append([w[::-1] + "x" * (e % 2) for w in words[:k]])
+        qx.append(words[k:])
+    return EpisodeBatch("string", "sealed", shots, [f"ep{e}" for e in range(n)], sx, sy, qx, {})
+
+
+def test_grouped_generation_equals_one_prompt_at_a_time(tiny):
+    lm, tok = tiny
+    groups = [["Input: ab\nOutput: ba\n\nInput: cd\nOutput:", "Input: ab\nOutput: ba\n\nInput: xyz\nOutput:"],
+              ["Input: a much longer prompt\nOutput:"], ["xy", "xz", "q"], []]
+    ref = [[generate(lm, tok, [p], max_new_tokens=6)[0] for p in g] for g in groups]
+    for rows in (1, 3, 32):
+        assert generate_grouped(lm, tok, groups, max_new_tokens=6, batch_rows=rows) == ref
+
+
+def test_fast_icl_equals_the_earlier_path(tiny_dir):
+    b = _batch()
+    old = HFInContext(model=tiny_dir, batched=False, max_new_tokens=5, **FP32).fit(None).predict(b)
+    new = HFInContext(model=tiny_dir, batch_size=3, max_new_tokens=5, **FP32).fit(None).predict(b)
+    assert new == old and [len(a) for a in new] == [2] * len(b)
+
+
+def test_batched_lora_starts_from_peft_initial_adapters(tiny):
+    lm, _ = tiny
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
+                     layers_to_transform=[1], task_type="CAUSAL_LM")
+    torch.manual_seed(3)
+    peft_model = get_peft_model(lm, cfg)
+    ref = {n: m.lora_A["default"].weight.detach().clone()
+           for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
+    peft_model.unload()
+    lora = BatchedLoRA(lm, 2, rank=4, alpha=8, top_layers=1, seed=3)
+    assert [n for n, _ in lora.targets] == ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"]
+    for name, _ in lora.targets:
+        peft_a = next(v for k, v in ref.items() if k.endswith(name))
+        assert torch.equal(lora.A[name][0], peft_a) and torch.equal(lora.A[name][1], peft_a)
+        assert not lora.B[name].any()
+
+
+def test_batched_lora_gives_the_answers_of_per_episode_training(tiny, tiny_dir):
+    lm, _ = tiny
+    before = {k: v.clone() for k, v in lm.state_dict().items()}
+    b = _batch(6)
+    kw = dict(model=tiny_dir, steps=6, lr=2e-2, rank=4, top_layers=1, train_batch=3,
+              max_new_tokens=4, **FP32)
+    peft_path = HFLoraTTT(batched=False, **kw).fit(None).predict(b)
+    one_at_a_time = HFLoraTTT(lora_batch=1, **kw).fit(None).predict(b)
+    batched = HFLoraTTT(lora_batch=8, batch_size=4, **kw).fit(None).predict(b)
+    assert batched == one_at_a_time == peft_path
+    frozen = HFInContext(model=tiny_dir, max_new_tokens=4, **FP32).fit(None).predict(b)
+    assert batched[0] == frozen[0]  # no demonstrations: the frozen model
+    assert batched[1:] != frozen[1:]  # training changed some answers
+    after = lm.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(m._forward_hooks for m in lm.modules())
+    assert all(not p.requires_grad for p in lm.parameters()) or all(p.requires_grad for p in lm.parameters())
+    assert not lm.training
+
+
+def test_adapters_never_leak_between_episodes(tiny_dir):
+    b = _batch(6)
+    p = HFLoraTTT(model=tiny_dir, steps=6, lr=2e-2, rank=4, top_layers=1, train_batch=3,
+                  max_new_tokens=4, lora_batch=8, **FP32).fit(None)
+    together = p.predict(b)
+    for i in range(len(b)):
+        assert p.predict(b[[i]]) == [together[i]]
+    # an episode's answers do not depend on which other episodes share its batch
+    assert p.predict(b[[5, 1]]) == [together[5], together[1]]
+
+
+def test_lora_rows_are_checked(tiny):
+    lm, tok = tiny
+    with BatchedLoRA(lm, 2, rank=2, top_layers=1) as lora:
+        lora.rows = torch.tensor([0])
+        with pytest.raises(RuntimeError, match="row labels"):
+            lm(torch.tensor([[5, 6], [7, 8]]))
+    assert not any(m._forward_hooks for m in lm.modules())
+    with pytest.raises(ValueError, match="target_modules"):
+        lora_targets(lm, ("nope",), None)
+
+
+def test_bf16_is_chosen_only_where_supported(monkeypatch, tiny_dir):
+    cpu = torch.cpu
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(cpu, name, lambda: False, raising=False)
+    assert hf_model.bf16_supported("cpu") is False
+    p = HFInContext(model=tiny_dir, device="cpu", threads=1).fit(None)
+    assert p.dtype_ == "float32" and p.chosen_params_["dtype"] == "float32"
+    assert next(p.lm_.parameters()).dtype == torch.float32
+    monkeypatch.setattr(hf_model, "bf16_supported", lambda device="cpu": True)
+    p = HFInContext(model=tiny_dir, device="cpu", threads=1).fit(None)
+    assert p.dtype_ == "bfloat16" and next(p.lm_.parameters()).dtype == torch.bfloat16
+    assert len(p.predict(_batch(3))) == 3
+    assert HFInContext(model=tiny_dir, dtype="float32", device="cpu", threads=1).fit(None).dtype_ == "float32"
+
+
+def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
+    p = HFInContext(model=tiny_dir, dtype="float32").fit(None)
+    assert p.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert p.chosen_params_["device"] == p.device_
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            HFInContext(model=tiny_dir, device="cuda").fit(None)
+    with pytest.raises(ValueError, match="device"):
+        HFInContext(model=tiny_dir, device="tpu").fit(None)
+    with pytest.raises(ValueError, match="dtype"):
+        HFInContext(model=tiny_dir, dtype="float16").fit(None)
+    with pytest.raises(ValueError, match="threads"):
+        HFInContext(model=tiny_dir, threads=0).fit(None)
+    from baselines import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 6)
+    monkeypatch.setattr(threads, "in_worker_pool", lambda: False)
+    assert resolve_threads("auto") == 6
+    monkeypatch.setattr(threads, "in_worker_pool", lambda: True)
+    assert resolve_threads("auto") == 1 and resolve_threads(2) == 2
