@@ -98,15 +98,16 @@ def split_by_lines(g: np.ndarray) -> tuple[list[np.ndarray], int, int] | None:
     cands = cands[cands != bg]
     if cands.size == 0:
         return None
-    c = int(np.bincount(cands).argmax())
-    rsep, csep = row_c == c, col_c == c
-    rs, cs = _runs(~rsep), _runs(~csep)
-    if len(rs) * len(cs) < 2:
-        return None
-    cells = [g[a:b, p:q] for a, b in rs for p, q in cs]
-    if len({x.shape for x in cells}) != 1:
-        return None
-    return cells, len(rs), len(cs)
+    counts = np.bincount(cands)
+    for c in np.argsort(-counts, kind="stable")[: np.count_nonzero(counts)]:
+        rsep, csep = row_c == c, col_c == c
+        rs, cs = _runs(~rsep), _runs(~csep)
+        if len(rs) * len(cs) < 2:
+            continue
+        cells = [g[a:b, p:q] for a, b in rs for p, q in cs]
+        if len({x.shape for x in cells}) == 1:
+            return cells, len(rs), len(cs)
+    return None
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -25,6 +25,7 @@ from baselines.arc_dsl.grids import MARK, N_COLOURS, as_grid, clear_cache
 from baselines.arc_dsl.primitives import Prim, apply, prims_for
 
 DIST_WEIGHT = 3.0  #: how much a wrong cell fraction of 1 costs, in units of one primitive
+CMAP_WEIGHT = 0.25  #: ranking cost of each real colour (0-9) the final colour map changes
 
 
 @dataclass
@@ -144,7 +145,7 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
         if res.nodes >= max_nodes:
             res.exhausted = True
             break
-        if seconds is not None and (res.nodes & 15) == 0 and clock() - t0 > seconds:
+        if seconds is not None and (res.nodes & 15) == 0 and clock() - t0 >= seconds:
             res.timed_out = True
             break
         prio, _, nid, k = heapq.heappop(heap)
@@ -182,6 +183,8 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
             counter += 1
             heapq.heappush(heap, (c2 + _distance(state[:nd], ys) * DIST_WEIGHT + ocost[0], counter,
                                   len(nodes) - 1, 0))
+    # a colour map that swaps real colours is weaker evidence than one that only names markers
+    res.found.sort(key=lambda f: f.cost + CMAP_WEIGHT * sum(1 for a in f.cmap if a < MARK))
     if seconds is not None and clock() - t0 > seconds and len(res.found) < want and heap:
         res.timed_out = True
     res.seconds = clock() - t0
