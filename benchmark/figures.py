@@ -205,8 +205,11 @@ def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out
                 p = d[d["predictor"] == pred].sort_values("M")
                 if p.empty:
                     continue
-                x = p["M"].map(pos)
                 c = styler.color(pred)
+                if "pool_seed" in p and p.groupby("M")["pool_seed"].nunique().max() > 1:
+                    _seed_spread(ax, p, pos, c, styler.linestyle(pred), pred, floor if log else None)
+                    continue
+                x = p["M"].map(pos)
                 mean = p["mean"].clip(lower=floor) if log else p["mean"]
                 lo = p["lo"].clip(lower=floor) if log else p["lo"]
                 hi = p["hi"].clip(lower=floor) if log else p["hi"]
@@ -229,42 +232,93 @@ def transition(trans: pd.DataFrame, suite: str, metric: str, styler: Styler, out
     caption = ("Error vs the number of pretraining tasks M; points are means, bars 95% bootstrap "
                "intervals over episodes (for the mean over shots, each episode's mean over shots is "
                "resampled). Panels marked [log] use a log scale, with near-exact means drawn at the "
-               f"panel's floor. {steps_note}")
+               f"panel's floor. {_seeds_caption(trans)}{steps_note}")
     return _save(fig, out_dir, slug("transition", suite), trans, "transition", title, caption,
                  suite=suite)
 
 
+def _seed_spread(ax, p: pd.DataFrame, pos: dict, color, ls: str, label: str,
+                 floor: float | None) -> None:
+    """Several pool seeds per M: each seed a small hollow point with its interval (spread a little
+    sideways), and a line through the mean of the seeds."""
+    seeds = sorted(p["pool_seed"].unique(), key=str)
+    for k, sd in enumerate(seeds):
+        q = p[p["pool_seed"] == sd]
+        shift = 2 ** ((k - (len(seeds) - 1) / 2) * 0.06)  # multiplicative on the log2 axis
+        mean, lo, hi = q["mean"], q["lo"], q["hi"]
+        if floor is not None:
+            mean, lo, hi = mean.clip(lower=floor), lo.clip(lower=floor), hi.clip(lower=floor)
+        ax.errorbar(q["M"].map(pos) * shift, mean, yerr=_err(mean, lo, hi), color=color, ls="none",
+                    marker="o", ms=3, mfc="white", lw=0.8, capsize=1.5, alpha=0.8)
+    m = p.groupby("M", sort=True)["mean"].mean()
+    if floor is not None:
+        m = m.clip(lower=floor)
+    ax.plot([pos[v] for v in m.index], m.to_numpy(), color=color, ls=ls, lw=1.5, marker="o", ms=4,
+            label=f"{label} (mean of {len(seeds)} seeds)")
+
+
+def _seeds_caption(data: pd.DataFrame) -> str:
+    if "pool_seed" not in data or data["pool_seed"].nunique() < 2:
+        return ""
+    seeds = ", ".join(str(s) for s in sorted(data["pool_seed"].unique(), key=str))
+    try:
+        from benchmark.transition import budget_note
+
+        budget = budget_note()
+    except Exception:  # the note is optional; the figure is not
+        budget = ""
+    return (f"Where several pool seeds were run (pool_seed {seeds}; for the equal-budget checkpoints "
+            "the training seed equals the pool seed), each seed is a hollow point with its "
+            f"interval and the line joins the means of the seeds. {budget}")
+
+
 def distance(dist: pd.DataFrame, suite: str, out_dir: Path, steps_note: str) -> Figure | None:
-    """Raventós et al.'s comparison: how close the transformer's predictions are to dMMSE and ridge."""
+    """Raventós et al.'s comparison: how close the transformer's predictions are to template-mix,
+    dMMSE and ridge; one row of panels per transformer (e.g. the equal-budget checkpoints), each
+    pool seed's point shown where there are several."""
     if dist.empty:
         return None
     _style()
     splits = [s for s in ("novel", "seen-task") if s in set(dist["split"])]
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.6 * len(splits) + 1.8, 3.6), squeeze=False,
-                             sharey=True)
+    subjects = list(dict.fromkeys(dist["subject"]))
+    fig, axes = plt.subplots(len(subjects), len(splits), figsize=(4.6 * len(splits) + 1.8,
+                                                                   3.6 * len(subjects)),
+                             squeeze=False, sharey=True)
     colors = {t: PALETTE[k % len(PALETTE)] for k, t in enumerate(dict.fromkeys(dist["to"]))}
-    for ax, split in zip(axes[0], splits):
-        d = dist[dist["split"] == split]
-        pos = _pool_axis(ax, dist["M"].tolist())
-        for to, p in d.groupby("to", sort=False):
-            p = p.sort_values("M")
-            ax.errorbar(p["M"].map(pos), p["mean"], yerr=_err(p["mean"], p["lo"], p["hi"]),
-                        color=colors[to], marker="o", ms=4, capsize=2, label=f"to {to}")
-        ax.set_title(split)
-        ax.set_xlabel("pool size M (pretraining tasks, log2)")
-        if (d["mean"] > 0).all() and len(d):
-            ax.set_yscale("log")
-    subject = dist["subject"].iloc[0]
-    axes[0][0].set_ylabel(f"distance of {subject}\n(mean squared difference / d, lower = closer)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    for i, subject in enumerate(subjects):
+        for ax, split in zip(axes[i], splits):
+            d = dist[(dist["split"] == split) & (dist["subject"] == subject)]
+            pos = _pool_axis(ax, dist["M"].tolist())
+            for to, p in d.groupby("to", sort=False):
+                p = p.sort_values("M")
+                if "pool_seed" in p and p.groupby("M")["pool_seed"].nunique().max() > 1:
+                    _seed_spread(ax, p, pos, colors[to], "-", f"to {to}", None)
+                    continue
+                ax.errorbar(p["M"].map(pos), p["mean"], yerr=_err(p["mean"], p["lo"], p["hi"]),
+                            color=colors[to], marker="o", ms=4, capsize=2, label=f"to {to}")
+            ax.set_title(f"{subject}: {split}" if len(subjects) > 1 else split)
+            ax.set_xlabel("pool size M (pretraining tasks, log2)")
+            if (d["mean"] > 0).all() and len(d):
+                ax.set_yscale("log")
+        axes[i][0].set_ylabel(f"distance of {subject}\n(mean squared difference / d, lower = closer)")
+    handles, labels = [], []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab.split(" (")[0] not in [x.split(" (")[0] for x in labels]:
+                handles.append(h)
+                labels.append(lab)
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    title = f"{suite}: whose predictions does {subject} match?"
-    fig.suptitle(title, y=1.03)
+    who = " and ".join(subjects)
+    title = f"{suite}: whose predictions does {who} match?"
+    fig.suptitle(title, y=1.01 if len(subjects) > 1 else 1.03)
     fig.tight_layout()
-    caption = (f"Mean squared distance between {subject}'s predictions and each reference's on the "
-               "same episodes and queries (shots >= 1), divided by d, averaged per episode first; bars "
-               "are 95% bootstrap intervals over episodes (over tasks where episodes share tasks). "
-               f"{steps_note}")
+    caption = (f"Raventós et al.'s distance: the mean squared difference between the transformer's "
+               "predictions and each reference's on the same episodes and queries, at shots "
+               "0..max_shots-1 (the prediction at each position of the prompt), divided by d, "
+               "averaged per episode first; bars are 95% bootstrap intervals over episodes (over "
+               "tasks where episodes share tasks). Paired differences between the distances are "
+               "printed by `python -m benchmark.transition distances`. "
+               f"{_seeds_caption(dist)}{steps_note}")
     return _save(fig, out_dir, slug("distance", suite), dist, "distance", title, caption, suite=suite)
 
 

@@ -573,7 +573,19 @@ def pool_value(v: str) -> float:
         return float("inf")
 
 
-TRANSITION_PREDICTORS = ("icl-transformer", "template-dmmse", "template-best", "lookup", "ridge")
+TRANSITION_PREDICTORS = ("icl-transformer", "template-dmmse", "template-best", "template-mix",
+                         "lookup", "ridge")
+
+
+def _in_transition(names: pd.Series, predictors: Sequence[str]) -> pd.Series:
+    """The listed predictors, plus labelled variants of the transformer (``icl-transformer-eq``:
+    the equal-budget, multi-seed checkpoints)."""
+    return names.isin(predictors) | names.astype(str).str.startswith("icl-transformer-")
+
+
+def _seed_column(ok: pd.DataFrame) -> list[str]:
+    """``["pool_seed"]`` when the rows span several pool seeds (each seed is its own point)."""
+    return ["pool_seed"] if "pool_seed" in ok and ok["pool_seed"].nunique() > 1 else []
 
 
 def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
@@ -587,10 +599,11 @@ def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
     """
     ok = ok_rows(df[(df["suite"] == suite) & df["split"].isin(["novel", "seen-task"])])
     if ok["predictor"].isin(predictors).any():
-        ok = ok[ok["predictor"].isin(predictors)]
+        ok = ok[_in_transition(ok["predictor"], predictors)]
     if "pool_size" not in ok or ok["pool_size"].nunique() < 2:
         return pd.DataFrame()
-    by = ["split", "predictor", "pool_size"]
+    seeds = _seed_column(ok)  # several pool seeds: one row per seed, the figure shows the spread
+    by = ["split", "predictor", "pool_size"] + seeds
     parts = []
     pos = ok[ok["shots"] >= 1]
     m = grouped_bootstrap(episode_means(pos, by), by, seed=8, cluster="task_id")
@@ -604,7 +617,7 @@ def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
             parts.append(g)
     out = pd.concat(parts, ignore_index=True)
     out["M"] = out["pool_size"].map(pool_value)
-    return out[["split", "measure", "predictor", "pool_size", "M", "mean", "lo", "hi", "n"]]
+    return out[["split", "measure", "predictor", "pool_size"] + seeds + ["M", "mean", "lo", "hi", "n"]]
 
 
 def _parse_predictions(s: pd.Series) -> np.ndarray:
@@ -623,21 +636,38 @@ def _parse_predictions(s: pd.Series) -> np.ndarray:
 
 
 def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transformer",
-                        others: Sequence[str] = ("template-dmmse", "ridge"),
+                        others: Sequence[str] = ("template-mix", "template-dmmse", "ridge"),
                         per_episode: bool = False) -> pd.DataFrame:
     """Raventós et al.'s comparison: mean squared distance between ``subject``'s predictions and
-    each of ``others``' on the same episodes and shots >= 1, divided by d when the suite has one.
+    each of ``others``' on the same episodes, divided by d when the suite has one, over shots
+    0..max_shots-1 (their definition: the prediction at each position of a max_shots-point
+    prompt, 0..15 for K = 16).
 
     Each episode's distances are averaged over its shots first, and the interval resamples
-    episodes (tasks, when episodes share them), never the episode x shot rows. With
-    ``per_episode`` the per-episode distances are returned instead of the aggregate.
+    episodes (tasks, when episodes share them), never the episode x shot rows. Labelled variants
+    ``{subject}-...`` (e.g. ``icl-transformer-eq``) are subjects too (column ``subject``); with
+    several pool seeds each seed gets its own row (column ``pool_seed``). With ``per_episode``
+    the per-episode distances are returned instead of the aggregate.
     """
     key = ["ep", "shots"] if "ep" in df else ["suite_config", "seed", "split", "shots", "episode_id"]
-    ok = ok_rows(df[(df["suite"] == suite) & (df["shots"] >= 1)])
+    ok = ok_rows(df[df["suite"] == suite])
+    top = (pd.to_numeric(ok["max_shots"], errors="coerce").fillna(16)
+           if "max_shots" in ok else ok["shots"].max() if len(ok) else 0)
+    ok = ok[(ok["shots"] >= 0) & (ok["shots"] < top)]
     if not per_episode:
         ok = ok[ok["split"].isin(["novel", "seen-task"])]
     if "pool_size" not in ok and not per_episode:
         return pd.DataFrame()
+    subjects = [s for s in dict.fromkeys(ok["predictor"])
+                if s == subject or str(s).startswith(f"{subject}-")]
+    frames = [_distance_to_others(ok, key, s, others, per_episode) for s in subjects]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _distance_to_others(ok: pd.DataFrame, key: list[str], subject: str, others: Sequence[str],
+                        per_episode: bool) -> pd.DataFrame:
+    """:func:`prediction_distance` for one subject."""
     subj = ok[ok["predictor"] == subject].drop_duplicates(key)
     if subj.empty:
         return pd.DataFrame()
@@ -647,7 +677,8 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
         oth = ok[ok["predictor"] == other].drop_duplicates(key)
         if oth.empty:
             continue
-        extra = [c for c in ("split", "setting", "pool_size", "d", "task_id") if c not in key and c in subj]
+        extra = [c for c in ("split", "setting", "pool_size", "pool_seed", "d", "task_id")
+                 if c not in key and c in subj]
         j = subj[key + extra].reset_index(drop=True)
         j["_i"] = np.arange(len(j))
         o = oth[key].reset_index(drop=True)
@@ -669,14 +700,16 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
         return pd.DataFrame()
     allp = pd.concat(parts, ignore_index=True)
     ep = ["ep"] if "ep" in allp else ["suite_config", "seed", "split", "episode_id"]
-    by = [c for c in ("split", "setting", "pool_size") if c in allp] + ["to"]
+    by = [c for c in ("split", "setting", "pool_size", "pool_seed") if c in allp] + ["to"]
     agg = {"distance": ("distance", "mean")}
     if "task_id" in allp:
         agg["task_id"] = ("task_id", "first")
     per_ep = allp.groupby(by + ep, observed=True, sort=False).agg(**agg).reset_index()
     if per_episode:
+        per_ep.insert(0, "subject", subject)
         return per_ep
-    out = grouped_bootstrap(per_ep, ["split", "to", "pool_size"], value="distance", seed=30, cluster="task_id")
+    out = grouped_bootstrap(per_ep, ["split", "to", "pool_size"] + _seed_column(per_ep),
+                            value="distance", seed=30, cluster="task_id")
     out["M"] = out["pool_size"].map(pool_value)
     out.insert(0, "subject", subject)
     return out

@@ -169,6 +169,20 @@ def transition_checkpoints(root: Path | None = None) -> list[Path]:
                   key=lambda p: tuple(int(x) for x in p.name.split("-")[1::2]))
 
 
+def budget_note() -> str:
+    """One sentence on the equal-budget checkpoints (steps, pool sizes, seeds), for captions."""
+    cards = [json.loads((p / "card.json").read_text()) for p in transition_checkpoints()]
+    if not cards:
+        return ""
+    steps = sorted({c.get("total_steps", c.get("steps")) for c in cards})
+    pools = sorted({int(c["suite_params"]["pool_size"]) for c in cards})
+    seeds = sorted({int(c["suite_params"]["pool_seed"]) for c in cards})
+    return (f"Equal-budget checkpoints (icl-transformer with checkpoint_set=\"transition\"): "
+            f"{' / '.join(f'{s:,}' for s in steps)} steps each, M = {', '.join(map(str, pools))}, "
+            f"seeds {', '.join(map(str, seeds))}; each card records its final training loss beside "
+            f"the dMMSE and ridge optima of its training distribution. ")
+
+
 def card_losses(paths: Iterable[Path], add: bool = True, force: bool = False) -> pd.DataFrame:
     """Each checkpoint's final training loss beside its dMMSE and ridge optima (computed and
     written into the card when missing, or always with ``force``)."""

@@ -24,9 +24,11 @@ TINY = {"width": 16, "layers": 1, "heads": 2, "eval_episodes": 20, "log_every": 
 def data(tmp_path_factory):
     """A data dir with tiny equal-budget checkpoints at pool seeds 1 and 2."""
     root = tmp_path_factory.mktemp("data")
-    for s in (1, 2):
-        out = root / "checkpoints" / "linear-regression" / "transition" / f"pool-4-seed-{s}"
-        pretrain(get_suite("linear-regression", **PARAMS, pool_seed=s), out, steps=20, seed=s, **TINY)
+    for m in (2, 4):
+        for s in (1, 2):
+            out = root / "checkpoints" / "linear-regression" / "transition" / f"pool-{m}-seed-{s}"
+            pretrain(get_suite("linear-regression", **{**PARAMS, "pool_size": m}, pool_seed=s), out,
+                     steps=20, seed=s, **TINY)
     return root
 
 
@@ -48,14 +50,14 @@ def test_transition_set_selects_the_seeds_checkpoint(data, monkeypatch):
 def test_cards_record_training_loss_beside_the_optima(data, monkeypatch):
     monkeypatch.setenv("TRIADBENCH_DATA", str(data))
     paths = transition_checkpoints()
-    assert [p.name for p in paths] == ["pool-4-seed-1", "pool-4-seed-2"]
-    card = json.loads((paths[0] / "card.json").read_text())
+    assert [p.name for p in paths] == ["pool-2-seed-1", "pool-2-seed-2", "pool-4-seed-1", "pool-4-seed-2"]
+    card = json.loads((paths[2] / "card.json").read_text())
     losses = card["training_losses"]
     assert losses["sequences"] == 500 and losses["final_running_loss"] > 0
     # on its own training distribution the posterior over the pool beats ridge
     assert losses["dmmse"] < losses["ridge"]
     df = card_losses(paths, add=False)
-    assert list(df["pool_seed"]) == [1, 2] and (df["dmmse_optimum"] < df["ridge_optimum"]).all()
+    assert list(df["pool_seed"]) == [1, 2, 1, 2] and (df["dmmse_optimum"] < df["ridge_optimum"]).all()
 
 
 def test_training_optima_known_values():
@@ -82,3 +84,61 @@ def test_paired_distances(data, monkeypatch):
     assert r["template-mix_minus_ridge"] == pytest.approx(diff.mean())
     # the paired interval is the one of the per-episode differences
     assert r["template-mix_minus_ridge_ci"] == pytest.approx(1.96 * diff.std(ddof=1) / np.sqrt(30), rel=1e-3)
+
+
+CONFIG = """
+out = "unused"
+[run]
+seeds = [0]
+episodes = 6
+[[suites]]
+name = "linear-regression"
+shots = "0..5"
+splits = ["seen-task", "novel"]
+predictors = [{name = "icl-transformer", checkpoint_set = "transition", label = "icl-transformer-eq"},
+              "template-mix", "template-dmmse", "ridge"]
+[suites.params]
+d = 3
+max_shots = 5
+n_prompts = 16
+pool_size = [2, 4]
+pool_seed = [1, 2]
+"""
+
+
+@pytest.mark.slow
+def test_report_figures_show_each_seed(data, monkeypatch, tmp_path):
+    from benchmark import figures as F
+    from benchmark import tables as T
+    from benchmark.cli import main
+
+    monkeypatch.setenv("TRIADBENCH_DATA", str(data))
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(CONFIG)
+    run = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(run), "--no-report", "--quiet"]) == 0
+    df, _ = T.load_runs([run])
+    trans = T.transition(df, "linear-regression")
+    eq = trans[(trans["predictor"] == "icl-transformer-eq") & trans["measure"].str.startswith("mean")]
+    assert sorted(eq.groupby("pool_size")["pool_seed"].nunique()) == [2, 2]  # a point per seed
+    dist = T.prediction_distance(df, "linear-regression")
+    assert set(dist["subject"]) == {"icl-transformer-eq"}
+    assert set(dist["to"]) == {"template-mix", "template-dmmse", "ridge"}
+    assert set(dist["pool_seed"]) == {"1", "2"} or set(dist["pool_seed"]) == {1, 2}
+    # Raventós et al.'s shots 0..max_shots-1: one episode's distance is its mean over shots 0..4
+    per = T.prediction_distance(df, "linear-regression", per_episode=True)
+    ok = df[(df["status"] == "ok") & (df["split"] == "novel")]
+    a = ok[ok["predictor"] == "icl-transformer-eq"]
+    one = a.iloc[0]
+    same = a[(a["ep"] == one["ep"])]
+    assert sorted(same["shots"]) == [0, 1, 2, 3, 4, 5]
+    b = ok[(ok["predictor"] == "ridge") & (ok["ep"] == one["ep"])].set_index("shots")["prediction"]
+    want = np.mean([np.mean((np.array(json.loads(r["prediction"])) - np.array(json.loads(b[r["shots"]]))) ** 2) / 3
+                    for _, r in same.iterrows() if r["shots"] < 5])
+    got = per[(per["ep"] == one["ep"]) & (per["to"] == "ridge")]["distance"]
+    assert float(got.iloc[0]) == pytest.approx(want)
+    f1 = F.transition(trans, "linear-regression", "mse/d", F.Styler(list(dict.fromkeys(df["predictor"]))),
+                      tmp_path / "fig", "")
+    f2 = F.distance(dist, "linear-regression", tmp_path / "fig", "")
+    assert f1.png.exists() and f2.png.exists() and "each seed" in f1.caption
+    assert "Equal-budget checkpoints" in f2.caption
