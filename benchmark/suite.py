@@ -9,23 +9,66 @@ import numpy as np
 from benchmark.episodes import EpisodeBatch, EvalSet
 
 
+class FrozenParams(dict):
+    """A read-only dict: the suite parameters a predictor may see (``pool.params``).
+
+    >>> p = FrozenParams({"d": 8})
+    >>> p["d"], dict(p)
+    (8, {'d': 8})
+    """
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("pool.params is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+    __ior__ = _read_only  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (FrozenParams, (dict(self),))
+
+
+def freeze(obj: Any, depth: int = 8) -> Any:
+    """Make every numpy array reachable through lists, tuples, dicts and episode batches
+    read-only (in place), so the offline phase cannot change what other predictors see."""
+    if depth < 0:
+        return obj
+    if isinstance(obj, np.ndarray):
+        obj.setflags(write=False)
+        if obj.dtype == object:
+            for v in obj.ravel():
+                freeze(v, depth - 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            freeze(v, depth - 1)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            freeze(v, depth - 1)
+    elif isinstance(obj, EpisodeBatch):
+        for v in (obj.support_x, obj.support_y, obj.query_x, obj.meta):
+            freeze(v, depth - 1)
+    return obj
+
+
 class TaskPool:
     """Everything the offline phase may see: pool tasks and offline prompts (with their answers).
 
     ``prompts`` is an :class:`EpisodeBatch` of offline episodes and ``prompt_targets`` their
-    answers; the ``memorized`` split re-presents exactly these. ``task_hashes`` fingerprint the
-    pool's tasks by content, for the contamination audit. Suites subclass this to expose more
-    (e.g. task weights, a sequence sampler for meta-training).
+    answers; the ``memorized`` split re-presents exactly these. ``task_hashes`` fingerprint what
+    the pool shows of its tasks, by content. ``params`` holds the suite's
+    :meth:`Suite.public_params` (read-only); every array is read-only. Nothing here names the
+    run seed or an evaluation key: evaluation episodes cannot be regenerated from a pool.
+    Suites subclass this to expose more (e.g. task weights, a sequence sampler for
+    meta-training), never held-out data.
     """
 
     def __init__(self, suite: "Suite", task_ids: Sequence[str], task_hashes: Sequence[str],
                  prompts: EpisodeBatch, prompt_targets: Any, prompt_hashes: Sequence[str]):
         self.suite_name = suite.name
-        self.params = dict(suite.params)
+        self.params = FrozenParams(suite.public_params())
         self.task_ids = list(task_ids)
         self.task_hashes = list(task_hashes)
-        self.prompts = prompts
-        self.prompt_targets = prompt_targets
+        self.prompts = freeze(prompts)
+        self.prompt_targets = freeze(prompt_targets)
         self.prompt_hashes = list(prompt_hashes)
 
     def __len__(self) -> int:
@@ -46,6 +89,8 @@ class Suite:
     higher_is_better: ClassVar[bool] = False
     metric_range: ClassVar[tuple[float, float]] = (0.0, float("inf"))
     defaults: ClassVar[dict[str, Any]] = {}
+    #: parameters the offline phase must not see (e.g. a folder holding held-out answers)
+    hidden_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -73,10 +118,31 @@ class Suite:
             raise ValueError(f"suite {self.name!r}: unknown split(s) {bad}; "
                              f"this suite has {list(self.splits)}")
 
+    def public_params(self) -> dict[str, Any]:
+        """The parameters a predictor may see through ``pool.params`` (all but ``hidden_params``)."""
+        return {k: v for k, v in self.params.items() if k not in self.hidden_params}
+
     def pool(self) -> TaskPool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def pool_fingerprints(self, pool: TaskPool) -> list[str]:
+        """Content fingerprints of the pool's tasks for the contamination audit (harness side).
+
+        The default is ``pool.task_hashes``; a suite whose pool withholds part of a task (arc)
+        returns fingerprints of the whole tasks here, so a held-out task equal to a pool task is
+        still found while predictors never get a hash of what was withheld.
+        """
+        return list(pool.task_hashes)
+
+    def excluded_tasks(self) -> dict[str, str]:
+        """Held-out tasks left out of scoring, with the reason (e.g. an overlap with the pool)."""
+        return {}
+
     def episodes(self, split: str, shots: int, n: int, seed: int) -> EvalSet:  # pragma: no cover
+        """``n`` episodes of ``split`` at ``shots`` demonstrations, drawn from ``seed``, the run's
+        evaluation key (see :func:`benchmark.seeding.eval_key`). Episode ``i`` must not depend on
+        ``n`` (prefix-stable): derive each episode from its own stream, e.g.
+        ``stream(seed, self.name, split, "episode", i)``."""
         raise NotImplementedError
 
     def score(self, evalset: EvalSet, predictions: Any) -> np.ndarray:  # pragma: no cover

@@ -44,11 +44,16 @@ PREDICTOR_RULES = (
     "deterministic",                # same seed, same answers (fit twice, predict twice)
     "no-target-access",             # predictions do not depend on the query targets
     "batch-independent",            # an episode's answer does not depend on its batch-mates
+    "finite-outputs",               # no NaN or inf in a prediction
+    "inputs-unmodified",            # predict leaves its batch, fit and predict the pool, unchanged
+    "identity-invariant",           # the same answers whatever the ids, split and meta say
 )
 SUITE_RULES = (
     "suite-declaration",       # name, modality, splits (with novel), metric, metric_range
     "rejects-unknown-params",  # a misspelt parameter is an error, not silently ignored
     "deterministic",           # pool and episodes regenerate identically from the seeds
+    "prefix-stable",           # episode i is the same whatever the episode count
+    "sealed-pool",             # the pool: read-only arrays, no hidden parameter, no run seed
     "novel-disjoint",          # contamination audit: no novel/ood task or episode in the pool
     "memorized-in-pool",       # memorized episodes are offline prompts
     "non-empty-splits",        # every split has episodes at every shot count
@@ -129,9 +134,86 @@ def _shot_counts(suite: Any, shots: Sequence[int] | None) -> list[int]:
     return sorted({0, min(1, k), k})
 
 
-def _runner_view(ev: EvalSet) -> EvalSet:
-    """The EvalSet as the runner hands it over: ``subset`` copies every array of the batch."""
-    return ev.subset(range(len(ev)))
+def _runner_view(ev: EvalSet, sealed: bool = True) -> EvalSet:
+    """The EvalSet as the runner hands it over: ``subset`` copies every array of the batch, and
+    (``sealed``) the batch is the predictor's sealed view (opaque ids, no split, answer space
+    only)."""
+    sub = ev.subset(range(len(ev)))
+    if not sealed:
+        return sub
+    return EvalSet(sub.view(), sub.targets, sub.task_hashes, sub.episode_ids, sub.extra)
+
+
+def _unsealed(ev: EvalSet) -> EpisodeBatch:
+    """The view a leaky harness would hand over: real task ids, the split, every meta entry."""
+    b = ev.batch
+    return EpisodeBatch(b.modality, b.split, b.shots, list(b.task_ids), copy.deepcopy(b.support_x),
+                        copy.deepcopy(b.support_y), copy.deepcopy(b.query_x), copy.deepcopy(dict(b.meta)))
+
+
+def content_digest(obj: Any) -> str:
+    """A digest of everything reachable through arrays, lists, tuples, dicts, episode batches and
+    pools (their attributes), to tell whether a predictor changed its inputs."""
+    parts: list[Any] = []
+    seen: set[int] = set()
+
+    def walk(v: Any, depth: int) -> None:
+        if depth > 8 or id(v) in seen:
+            return
+        if isinstance(v, np.ndarray):
+            parts.append(content_hash(v))
+        elif isinstance(v, (str, bytes, int, float, bool, type(None), np.generic)):
+            parts.append(repr(v))
+        elif isinstance(v, dict):
+            seen.add(id(v))
+            for k in sorted(v, key=repr):
+                parts.append(repr(k))
+                walk(v[k], depth + 1)
+        elif isinstance(v, (list, tuple)):
+            seen.add(id(v))
+            parts.append(f"[{len(v)}")
+            for x in v:
+                walk(x, depth + 1)
+        elif dataclasses.is_dataclass(v) or hasattr(v, "__dict__"):
+            seen.add(id(v))
+            attrs = ({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+                     if dataclasses.is_dataclass(v) else vars(v))
+            for k in sorted(attrs):
+                if not callable(attrs[k]):
+                    parts.append(k)
+                    walk(attrs[k], depth + 1)
+
+    walk(obj, 0)
+    return content_hash(*parts)
+
+
+def reachable_arrays(obj: Any, max_depth: int = 8) -> list[np.ndarray]:
+    """Every numpy array reachable from ``obj`` through attributes, dicts, lists and tuples."""
+    out: list[np.ndarray] = []
+    seen: set[int] = set()
+
+    def walk(v: Any, depth: int) -> None:
+        if depth > max_depth or id(v) in seen or isinstance(v, (str, bytes, int, float, type(None))):
+            return
+        seen.add(id(v))
+        if isinstance(v, np.ndarray):
+            if v.dtype == object:
+                for x in v.ravel():
+                    walk(x, depth + 1)
+            else:
+                out.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x, depth + 1)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            for x in v:
+                walk(x, depth + 1)
+        elif hasattr(v, "__dict__") and not callable(v):
+            for x in vars(v).values():
+                walk(x, depth + 1)
+
+    walk(obj, 0)
+    return out
 
 
 def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
@@ -375,6 +457,47 @@ def _check_grid(grid: Any, where: str, fail: Callable[[str], None]) -> None:
                 fail(f"{where}: cells must be ints 0-9, found {c!r}")
 
 
+# -- one function per sealed-view rule (called per setting by check_predictor) -------------------
+def rule_finite_outputs(subject: str, out: Any, where: str) -> None:
+    """``finite-outputs``: every float in a prediction is finite (the runner turns NaN and inf
+    into error rows; a predictor with nothing to say predicts a fallback, e.g. zero)."""
+    try:
+        arr = np.asarray(out, dtype=float) if isinstance(out, np.ndarray) else None
+    except (TypeError, ValueError):
+        arr = None
+    if arr is not None and not np.all(np.isfinite(arr)):
+        raise ConformanceError("finite-outputs", f"{subject} predicted {int((~np.isfinite(arr)).sum())} "
+                               f"non-finite value(s) (NaN or inf), e.g. {arr[~np.isfinite(arr)][0]} ({where})")
+
+
+def rule_inputs_unmodified(subject: str, digest: str, batch: EpisodeBatch, where: str) -> None:
+    """``inputs-unmodified``: predict leaves the batch's demonstrations, queries and meta as given."""
+    if content_digest(batch) != digest:
+        raise ConformanceError("inputs-unmodified", f"{subject}.predict changed the batch it was "
+                               f"handed (demonstrations, queries or meta) ({where})")
+
+
+def rule_pool_unmodified(subject: str, pool: Any, digest: str, phase: str, wanted: set) -> None:
+    """``inputs-unmodified``: fit and predict leave the pool (shared by every predictor) unchanged."""
+    if "inputs-unmodified" in wanted and digest and content_digest(pool) != digest:
+        raise ConformanceError("inputs-unmodified", f"{subject}.{phase} changed the pool it was fitted "
+                               "on (the runner shares one pool between predictors)")
+
+
+def rule_identity_invariant(subject: str, pred: Any, out: Any, raw: EvalSet, where: str,
+                            rtol: float, atol: float) -> None:
+    """``identity-invariant``: the answers do not change when the opaque ids are drawn anew, nor
+    when a leaky harness hands over the real task ids, the split and every meta entry: nothing but
+    the demonstrations, queries, shot count and answer space may matter."""
+    for label, batch in (("fresh opaque ids", raw.view()),
+                         ("the real task ids, split and meta", _unsealed(raw))):
+        again = pred.predict(batch)
+        if not _close(out, again, rtol, atol):
+            raise ConformanceError("identity-invariant", f"{subject} answers differently when given "
+                                   f"{label}: it reads episode identity ({where}; "
+                                   f"{_first_difference(out, again, rtol, atol)})")
+
+
 def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_params: dict | None = None,
                     *, params: dict | None = None, splits: Sequence[str] | None = None,
                     shots: Sequence[int] | None = None, episodes: int = 3, seed: int = 0,
@@ -421,17 +544,24 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
         raise NotApplicable(f"{report.subject} does not accept modality {s.modality!r} "
                             f"of suite {s.name!r}")
 
+    pools: list[tuple[Any, str]] = []
+
     def fitted() -> Any:
-        pool = s.pool()
-        pool.run_seed = seed  # as the runner does
+        pool = copy.copy(s.pool())  # as the runner does: a shallow copy per predictor
+        pools.append((pool, content_digest(pool) if "inputs-unmodified" in wanted else ""))
         try:
-            return _fresh(predictor, cls, params).fit(pool)
+            fitted_p = _fresh(predictor, cls, params).fit(pool)
         except NotApplicable:
             raise
         except Exception as exc:
+            if "read-only" in str(exc) and "inputs-unmodified" in wanted:
+                raise ConformanceError("inputs-unmodified", f"{report.subject}.fit tried to write "
+                                       f"into the pool, whose arrays are read-only: {exc}") from exc
             raise ConformanceError("fits-on-pool", f"{report.subject}.fit on the pool of {s!r} raised "
                                    f"{type(exc).__name__}: {exc} (raise NotApplicable when a "
                                    "resource such as a checkpoint or a model is missing)") from exc
+        rule_pool_unmodified(report.subject, *pools[-1], "fit", wanted)
+        return fitted_p
 
     p1 = fitted()  # NotApplicable propagates: the predictor declines these suite settings
     p2 = fitted() if "deterministic" in wanted else None
@@ -441,18 +571,22 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
     for split in split_list:
         for k in _shot_counts(s, shots):
             where = f"split {split!r}, shots {k}"
-            ev = _runner_view(s.episodes(split, k, episodes, seed))
+            raw = s.episodes(split, k, episodes, seed)
+            ev = _runner_view(raw)
             if "no-target-access" in wanted:
                 leaks = batch_target_fields(ev.batch, ev.targets)
                 if leaks:
                     raise ConformanceError("no-target-access", f"suite {s.name!r} ({where}) hands the "
                                            f"predictor target-bearing field(s): {', '.join(leaks)}")
             before = state_snapshot(p1)
+            digest = content_digest(ev.batch) if "inputs-unmodified" in wanted else ""
             try:
                 out = p1.predict(ev.batch)
             except NotApplicable as exc:
                 report.skipped.append((split, k, str(exc)))
                 continue
+            if "inputs-unmodified" in wanted:
+                rule_inputs_unmodified(report.subject, digest, ev.batch, where)
             after = state_snapshot(p1)
             changed = _state_changes(before, after)
             if changed and frozen and "frozen-weights" in wanted:
@@ -465,6 +599,8 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                                        f"after predict ({where})")
             if "output-shape" in wanted:
                 check_output(out, ev.batch)
+            if "finite-outputs" in wanted:
+                rule_finite_outputs(report.subject, out, where)
             out = copy.deepcopy(out)
 
             if "deterministic" in wanted:
@@ -481,7 +617,7 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                 # Only a poisoned copy is alive now: a predictor that finds the EvalSet (through
                 # gc, caller frames or anything else) reads poison and answers differently.
                 poisoned = _poisoned(ev)
-                del ev  # no cycles: the real EvalSet is freed here
+                del ev, raw  # no cycles: the real EvalSets are freed here
                 try:
                     out_p = p1.predict(poisoned.batch)
                 except Exception as exc:
@@ -494,7 +630,8 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                                            f"replaced by poison: it reached them ({where}; "
                                            f"{_first_difference(out, out_p, rtol, atol)})")
                 del poisoned
-                ev = _runner_view(s.episodes(split, k, episodes, seed))
+                raw = s.episodes(split, k, episodes, seed)
+                ev = _runner_view(raw)
 
             if "batch-independent" in wanted and len(ev) > 1:
                 for i in range(len(ev)):
@@ -504,6 +641,11 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                                                f"alone gets {_short(_episode(alone, 0))} but "
                                                f"{_short(_episode(out, i))} inside a batch of {len(ev)} "
                                                f"({where}; tolerance rtol={rtol}, atol={atol})")
+            if "identity-invariant" in wanted:
+                rule_identity_invariant(report.subject, p1, out, raw, where, rtol, atol)
+            if "inputs-unmodified" in wanted:
+                for pool, d in pools:
+                    rule_pool_unmodified(report.subject, pool, d, "predict", wanted)
             report.settings.append((split, k))
     if not report.settings:
         reasons = "; ".join(sorted({r for _, _, r in report.skipped}))
@@ -604,11 +746,37 @@ def check_suite(suite: Any, *, episodes: int = 3, seed: int = 0,
                     raise ConformanceError("deterministic", f"{s.name}: episodes({split!r}, shots={k}, "
                                            f"seed={seed}) differ in {diff} between two calls")
         report.passed("deterministic")
+    if "prefix-stable" in wanted:
+        for split in s.splits:
+            for k in (0, s.max_shots):
+                few, many = s.episodes(split, k, episodes, seed), s.episodes(split, k, episodes + 3, seed)
+                diff = _same_evalset(few, many.subset(range(len(few)))) if len(many) >= len(few) else "length"
+                if diff:
+                    raise ConformanceError("prefix-stable", f"{s.name}: episodes({split!r}, shots={k}) "
+                                           f"differ in {diff} between n={episodes} and n={episodes + 3}: "
+                                           "draw each episode from its own stream, e.g. "
+                                           "stream(seed, name, split, 'episode', i)")
+        report.passed("prefix-stable")
+    if "sealed-pool" in wanted:
+        writable = [a.shape for a in reachable_arrays(pool) if a.flags.writeable]
+        hidden = [k for k in getattr(s, "hidden_params", ()) if k in getattr(pool, "params", {})]
+        problems = []
+        if writable:
+            problems.append(f"{len(writable)} writable array(s) (shapes {writable[:3]}); build the pool "
+                            "through TaskPool, which freezes them")
+        if hidden:
+            problems.append(f"hidden parameter(s) {hidden} in pool.params")
+        if hasattr(pool, "run_seed"):
+            problems.append("pool.run_seed is set")
+        if problems:
+            raise ConformanceError("sealed-pool", f"{s.name}: " + "; ".join(problems))
+        report.passed("sealed-pool")
     if "novel-disjoint" in wanted:
         held = [s.episodes(x, s.max_shots, max(episodes, 8), seed) for x in s.splits
                 if x in NOVEL_SPLITS]
         try:
-            audit(pool, held)
+            fingerprints = s.pool_fingerprints(pool) if hasattr(s, "pool_fingerprints") else None
+            audit(pool, held, pool_hashes=fingerprints)
         except ContaminationError as exc:
             raise ConformanceError("novel-disjoint", str(exc)) from exc
         for ev in held:
@@ -654,7 +822,7 @@ def check_suite(suite: Any, *, episodes: int = 3, seed: int = 0,
                 if any(len(q) < 1 for q in b.query_x):
                     raise ConformanceError("non-empty-splits", f"{s.name}: an episode without "
                                            f"query inputs ({where})")
-            sub = _runner_view(ev)
+            sub = _runner_view(ev, sealed=False)
             if "batch-has-no-targets" in wanted:
                 leaks = batch_target_fields(sub.batch, sub.targets)
                 if leaks:
@@ -676,6 +844,31 @@ def check_suite(suite: Any, *, episodes: int = 3, seed: int = 0,
         if rule in wanted:
             report.passed(rule)
     return report
+
+
+# -- one named check per rule (scikit-learn's check_estimator style) -----------------------------
+def _named(rule: str) -> Callable[..., ConformanceReport]:
+    def check(predictor: Any, suite: Any = "linear-regression", suite_params: dict | None = None,
+              **kwargs: Any) -> ConformanceReport:
+        return check_predictor(predictor, suite, suite_params, rules=[rule], **kwargs)
+
+    check.__name__ = check.__qualname__ = "check_" + rule.replace("-", "_")
+    check.__doc__ = (f"Check only the ``{rule}`` rule (arguments as :func:`check_predictor`); "
+                     f"raise ConformanceError('{rule}') when the predictor breaks it.")
+    return check
+
+
+check_output_shape = _named("output-shape")
+check_frozen_weights = _named("frozen-weights")
+check_restores_weights = _named("restores-weights")
+check_deterministic = _named("deterministic")
+check_no_target_access = _named("no-target-access")
+check_batch_independent = _named("batch-independent")
+check_finite_outputs = _named("finite-outputs")
+check_inputs_unmodified = _named("inputs-unmodified")
+check_identity_invariant = _named("identity-invariant")
+RULE_CHECKS = {r: globals()["check_" + r.replace("-", "_")] for r in PREDICTOR_RULES
+               if "check_" + r.replace("-", "_") in globals()}
 
 
 # -- pytest-friendly forms ------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_path_param_makes_the_folder_novel_and_records_rejections(tmp_path):
     s = get_suite("arc", path=str(tmp_path))
     ev = s.episodes("novel", 1, 100, 0)
     assert list(ev.batch.task_ids) == ["mine"]
-    assert s.pool().rejected_files[0][0] == "bad.json"
+    assert s.rejected_[0][0] == "bad.json" and "bad.json" in s.excluded_tasks()
     assert ev.batch.meta["rejected_files"] == 1
     with pytest.raises(ValueError, match="not a folder"):
         get_suite("arc", path=str(tmp_path / "missing"))
@@ -131,9 +131,11 @@ def test_template_fits_colour_maps_and_gives_at_most_two_distinct_attempts():
     tmpl = get_predictor("template-grids")
     x1, x2 = np.array([[1, 0], [0, 2]]), np.array([[2, 2], [1, 0]])
     cmap = np.array([0, 5, 6, 3, 4, 5, 6, 7, 8, 9])
-    answers, used = tmpl.predict_task([(x1, cmap[x1]), (x2, cmap[x2])], [np.array([[1, 2, 0]])])
+    answers = tmpl.predict_task([(x1, cmap[x1]), (x2, cmap[x2])], [np.array([[1, 2, 0]])])
     assert answers[0][0] == [[5, 6, 0]]
-    assert 1 <= len(answers[0]) <= 2 and len(used) == len(answers[0])
+    used = answers.info["programs"]  # readable programs, best first (the attempts are the first two)
+    assert used[0] == "identity | colours 1->5, 2->6"
+    assert 1 <= len(answers[0]) <= 2 and len(used) >= len(answers[0])
     if len(answers[0]) == 2:
         assert answers[0][0] != answers[0][1]
 

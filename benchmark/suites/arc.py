@@ -108,9 +108,13 @@ def task_problem(obj: Any) -> str | None:
 
 
 def _to_task(task_id: str, obj: dict) -> ArcTask:
+    def grid(g: Any) -> np.ndarray:
+        a = np.asarray(g, dtype=np.int64)
+        a.setflags(write=False)  # shared by every cell of the process: nobody may change it
+        return a
+
     def pairs(key: str) -> tuple[Pair, ...]:
-        return tuple((np.asarray(p["input"], dtype=np.int64), np.asarray(p["output"], dtype=np.int64))
-                     for p in obj[key])
+        return tuple((grid(p["input"]), grid(p["output"])) for p in obj[key])
 
     return ArcTask(task_id, pairs("train"), pairs("test"))
 
@@ -193,14 +197,18 @@ def overlaps(pool: dict[str, ArcTask], held_out: dict[str, ArcTask]) -> dict[str
 
 # -- the suite -----------------------------------------------------------------------------------
 class ArcPool(TaskPool):
-    """The offline phase of ARC: the training tasks, memorized half whole, the rest without test pairs."""
+    """The offline phase of ARC: the training tasks, memorized half whole, the rest without test pairs.
+
+    ``tasks`` holds what the offline phase sees of each training task: a memorized task whole,
+    any other with ``test=()`` (its test pairs are the seen-task split's answers). ``task_hashes``
+    fingerprint exactly that visible part, so no hash confirms a guess at a withheld output.
+    """
 
     def __init__(self, suite: "Arc", tasks: dict[str, ArcTask], memorized: Sequence[str], **kw: Any):
         super().__init__(suite, **kw)
-        self.tasks = tasks
+        mem = set(memorized)
+        self.tasks = {tid: t if tid in mem else ArcTask(t.id, t.train, ()) for tid, t in tasks.items()}
         self.memorized_ids = list(memorized)
-        self.rejected_files = list(suite.rejected_)
-        self.excluded = dict(suite.excluded_)
 
     def pairs(self) -> list[list[Pair]]:
         """Per pool task, every (input, output) pair the offline phase may see."""
@@ -231,6 +239,7 @@ class Arc(Suite):
     metric = "exact@2 per-test-input"
     higher_is_better = True
     metric_range = (0.0, 1.0)
+    hidden_params = ("path",)  # the folder of held-out tasks, answers included
     defaults = {"version": "ARC-AGI-1", "scoring": "per-test-input", "attempts": 2,
                 "memorized_fraction": 0.5, "pool_seed": 0, "path": "", "max_task_cells": 0}
 
@@ -302,9 +311,23 @@ class Arc(Suite):
             qy.append([y for _, y in query])
             hashes.append(content_hash(*[g for p in query for g in p]))
         prompts = EpisodeBatch("grid", "offline", 1, ids, sx, sy, qx)
+        visible = [train[t] if t in mem else ArcTask(t, train[t].train, ()) for t in ids]
         return ArcPool(self, train, sorted(mem), task_ids=ids,
-                       task_hashes=[train[t].fingerprint() for t in ids],
+                       task_hashes=[t.fingerprint() for t in visible],
                        prompts=prompts, prompt_targets=qy, prompt_hashes=hashes)
+
+    def pool_fingerprints(self, pool: TaskPool) -> list[str]:
+        """Whole training tasks (withheld test pairs included), for the harness's audit only."""
+        train = self.training()
+        return [train[t].fingerprint() for t in pool.task_ids]
+
+    def excluded_tasks(self) -> dict[str, str]:
+        """Held-out tasks left out of ``novel`` (overlaps with the pool) and rejected task files."""
+        self.novel_tasks()
+        out = dict(self.excluded_)
+        for name, why in self.rejected_:
+            out[name] = f"rejected task file: {why}"
+        return out
 
     def episodes(self, split: str, shots: int, n: int, seed: int) -> EvalSet:
         """The first ``n`` tasks of the split in task-id order (``seed`` does not reorder them).

@@ -9,7 +9,7 @@ import numpy as np
 from benchmark.episodes import EpisodeBatch, EvalSet
 from benchmark.registry import register_suite
 from benchmark.seeding import content_hash, stream
-from benchmark.suite import Suite, TaskPool
+from benchmark.suite import Suite, TaskPool, freeze
 
 UNLIMITED = "unlimited"
 TASK_PRIORS = ("gaussian", "sparse")
@@ -19,10 +19,13 @@ def parse_pool_size(value: Any) -> int | None:
     """``None`` stands for an unlimited pool (a fresh task for every sequence)."""
     if value is None or (isinstance(value, str) and value.lower() in (UNLIMITED, "inf", "none")):
         return None
+    bad = ValueError(f"pool_size must be a positive integer or 'unlimited', got {value!r}")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise bad  # 1.5 is not silently 1
     try:
         m = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"pool_size must be a positive integer or 'unlimited', got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
     if m < 1:
         raise ValueError(f"pool_size must be >= 1 or 'unlimited', got {m}")
     return m
@@ -33,7 +36,7 @@ class LinearPool(TaskPool):
 
     def __init__(self, suite: "LinearRegression", weights: np.ndarray | None, **kw: Any):
         super().__init__(suite, **kw)
-        self.weights = weights
+        self.weights = freeze(weights)
         self.d = int(suite.params["d"])
         self.noise = float(suite.params["noise"])
         self.pool_size = parse_pool_size(suite.params["pool_size"])
@@ -192,6 +195,30 @@ class LinearRegression(Suite):
             prompt_hashes=[content_hash(x[i], y[i]) for i in range(len(x))],
         )
 
+    def _each_episode(self, key: int, split: str, n: int, task: Any, scale: float = 1.0):
+        """(w, x, y, clean, task ids) of episodes 0..n-1, each drawn from its own stream.
+
+        Episode ``i`` depends only on (key, split, i), never on ``n``: a run with more episodes
+        extends a run with fewer (prefix-stable). Cached per (split, n, key) for the shot counts.
+        """
+        cache = self.__dict__.setdefault("_episode_cache", {})
+        ck = (split, int(n), int(key), scale)
+        if ck not in cache:
+            ws, xs, ys, cs, tids = [], [], [], [], []
+            for i in range(n):
+                rng = stream(key, "linear-regression", split, self.d, "episode", i)
+                w, tid = task(rng)
+                x, y, clean = self._points(rng, np.asarray(w, dtype=float)[None], scale)
+                ws.append(w); xs.append(x[0]); ys.append(y[0]); cs.append(clean[0]); tids.append(tid)
+            shape = (0, self.d)
+            stack = (lambda a, s: np.stack(a) if a else np.zeros(s))
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[ck] = (stack(ws, shape), stack(xs, (0, self.length, self.d)),
+                         stack(ys, (0, self.length)), stack(cs, (0, self.length)), tids)
+        w, x, y, clean, tids = cache[ck]
+        return w.copy(), x, y, clean.copy(), list(tids)
+
     def episodes(self, split: str, shots: int, n: int, seed: int) -> EvalSet:
         self.check_splits([split])
         self.check_shots([shots])
@@ -206,32 +233,34 @@ class LinearRegression(Suite):
                 task_ids = [f"pool-{idx[j]}" for j in order]
             episode_ids = [f"prompt-{j}" for j in order]
         elif split == "seen-task":
-            rng = stream(seed, "linear-regression", "seen-task", self.d)
             weights = self._pool_weights()
             if weights is None:  # unlimited pool: the tasks of the offline prompts, fresh inputs
                 _, weights, _, _, _ = self._prompts()
                 prefix = "pool-u"
             else:
                 prefix = "pool-"
-            t = rng.integers(0, len(weights), size=n)
-            w = weights[t]
-            x, y, clean = self._points(rng, w)
-            task_ids = [f"{prefix}{j}" for j in t]
+
+            def task(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+                t = int(rng.integers(0, len(weights)))
+                return weights[t], f"{prefix}{t}"
+
+            w, x, y, clean, task_ids = self._each_episode(seed, split, n, task)
             episode_ids = [f"seen-{i}" for i in range(n)]
-        elif split in ("novel", "ood"):
-            rng = stream(seed, "linear-regression", split, self.d)
-            w = self._held_out_tasks(rng, n)
+        elif split in ("novel", "ood", "novel-orthogonal"):
+            if split == "novel-orthogonal":
+                # a held-out task projected onto the directions the pool does not span (see
+                # orthogonal_basis), rescaled to keep E‖w‖² of the prior
+                U = self.orthogonal_basis()
+                project = U @ U.T * np.sqrt(self.d / U.shape[1])
+            else:
+                project = None
+
+            def task(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+                w = self._held_out_tasks(rng, 1)[0]
+                return (w if project is None else w @ project), ""
+
             scale = float(p["ood_scale"]) if split == "ood" else 1.0
-            x, y, clean = self._points(rng, w, scale)
-            task_ids = [f"{split}-{i}" for i in range(n)]
-            episode_ids = [f"{split}-{i}" for i in range(n)]
-        elif split == "novel-orthogonal":
-            # a held-out task projected onto the directions the pool does not span (see
-            # orthogonal_basis), rescaled to keep E‖w‖² of the prior
-            rng = stream(seed, "linear-regression", split, self.d)
-            U = self.orthogonal_basis()
-            w = self._held_out_tasks(rng, n) @ U @ U.T * np.sqrt(self.d / U.shape[1])
-            x, y, clean = self._points(rng, w)
+            w, x, y, clean, _ = self._each_episode(seed, split, n, task, scale)
             task_ids = [f"{split}-{i}" for i in range(n)]
             episode_ids = [f"{split}-{i}" for i in range(n)]
         else:  # pragma: no cover - check_splits guards

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmark.episodes import EpisodeBatch, EvalSet
+from benchmark.episodes import ANSWER_SPACE, EpisodeBatch, EvalSet
 from benchmark.paths import data_dir
 from benchmark.registry import register_suite
 from benchmark.seeding import content_hash, stream
@@ -123,8 +123,14 @@ class StringTask:
             return content_hash("rule", self.rule)
         return content_hash("table", sorted(self.table.items()))
 
-    def candidates(self) -> list[str] | None:
-        return sorted(set(self.table.values())) if self.table is not None else None
+    def answer_space(self) -> list[str] | None:
+        """The answers the task declares possible, handed to predictors as part of the task
+        (``meta["answer_space"]``): retrieval's label vocabulary (``data/strings/labels.txt``),
+        which every map draws from. None for knowledge (a list built from the fact table would
+        hand over held-out answers) and for rules."""
+        if self.kind == "retrieval":
+            return list(load_words("labels.txt"))
+        return None
 
     def sample(self, rng: np.random.Generator, n: int,
                taken: dict | None = None) -> tuple[list[str], list[str]]:
@@ -321,8 +327,9 @@ class Strings(Suite):
             a, b, c, d = self._cut(t, xs, ys, r, shots)
             sx.append(a); sy.append(b); qxs.append(c); tgts.append(d)
         tids = [t.task_id for t, *_ in rows]
-        cands = {t.task_id: t.candidates() for t, *_ in rows if t.candidates() is not None}
-        batch = EpisodeBatch("string", split, shots, tids, sx, sy, qxs, meta={"candidates": cands})
+        spaces = [t.answer_space() for t, *_ in rows]
+        meta = {ANSWER_SPACE: spaces} if any(a is not None for a in spaces) else {}
+        batch = EpisodeBatch("string", split, shots, tids, sx, sy, qxs, meta=meta)
         return EvalSet(batch, tgts, [t.fingerprint for t, *_ in rows], episode_ids,
                        extra={"content_hashes": [self._episode_hash(xs, ys) for _, xs, ys, _ in rows],
                               "kinds": [t.kind for t, *_ in rows]})
