@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -62,14 +63,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         "timeout": args.timeout,
     }
     cfg = load_config(args.config, overrides)
+    if args.sealed:
+        cfg["run"]["sealed"] = True
     out = Path(args.out or cfg.get("out") or "reports/latest")
-    summary = run(cfg, out, progress=not args.quiet)
+    with _stop_on_sigterm():
+        summary = run(cfg, out, progress=not args.quiet, wait=args.wait)
     if not args.no_report:
         from benchmark.report import build_report
 
         path = build_report([out], out)
         print(f"report: {path}")
-    return 1 if summary.get("failed_cells") else 0
+    failed, rows = len(summary.get("failed_cells") or []), summary.get("error_rows") or {}
+    if failed or rows:
+        n_rows = sum(e["rows"] for e in rows.values())
+        print(f"run finished with failures: {failed} cell(s) failed, {n_rows} episode row(s) "
+              f"with status=error ({', '.join(rows) or 'none'}); exit status 1", file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM stops a run like Ctrl-C: workers are stopped, finished cells kept, lock released."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test's thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -121,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=["serial", "local", "dask"], help="how cells are run")
     r.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
     r.add_argument("--timeout", type=float, help="per-cell timeout in seconds")
+    r.add_argument("--wait", action="store_true",
+                   help="if another run holds --out, wait for it instead of refusing")
+    r.add_argument("--sealed", action="store_true",
+                   help="draw a fresh secret evaluation key (kept in --out, published in the "
+                        "manifest once every cell is scored)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="skip writing the report")
     r.set_defaults(func=cmd_run)
@@ -151,13 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmark.rundir import RunDirError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, FileNotFoundError, RunDirError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        print("interrupted: finished cells are kept" + (f" in {out}" if out else "")
+              + "; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

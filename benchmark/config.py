@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import copy
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, packaged as tomli
+    import tomli as tomllib
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 
 TOP_KEYS = {"out", "run", "suites"}
-RUN_KEYS = {"seeds", "episodes", "batch_size", "executor", "workers", "scheduler", "timeout"}
+RUN_KEYS = {"seeds", "episodes", "batch_size", "executor", "workers", "scheduler", "timeout", "sealed"}
 SUITE_KEYS = {"name", "params", "splits", "shots", "predictors", "episodes"}
 RUN_DEFAULTS = {"seeds": [0], "episodes": 100, "batch_size": 1024, "executor": "serial",
-                "workers": None, "scheduler": None, "timeout": None}
+                "workers": None, "scheduler": None, "timeout": None, "sealed": False}
+EXECUTORS = ("serial", "local", "dask")
+#: where each [run] value comes from on the command line (to name it in errors)
+FLAGS = {"seeds": "--seed", "episodes": "--episodes", "batch_size": "--batch-size",
+         "executor": "--executor", "workers": "--workers", "scheduler": "--scheduler",
+         "timeout": "--timeout"}
 
 
 class ConfigError(ValueError):
@@ -21,20 +31,61 @@ class ConfigError(ValueError):
 
 
 def parse_shots(value: Any, where: str) -> list[int]:
-    """``"0..16"``, ``"0,4,8"``, ``8`` or ``[0, 4, 8]`` -> a sorted list of ints."""
+    """``"0..16"``, ``"0,4,8"``, ``8`` or ``[0, 4, 8]`` -> a sorted, non-empty list of ints >= 0."""
+    shots: list[int] | None = None
     try:
         if isinstance(value, int) and not isinstance(value, bool):
-            return [value]
-        if isinstance(value, str):
+            shots = [value]
+        elif isinstance(value, str):
             if ".." in value:
                 a, b = value.split("..")
-                return list(range(int(a), int(b) + 1))
-            return sorted({int(v) for v in value.split(",") if v.strip()})
-        if isinstance(value, list):
-            return sorted({int(v) for v in value})
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ConfigError(f"{where}: shots range {value!r} is empty (the end is below "
+                                      "the start); write it as 'LOW..HIGH'")
+                shots = list(range(lo, hi + 1))
+            else:
+                shots = sorted({int(v) for v in value.split(",") if v.strip()})
+        elif isinstance(value, list) and not any(isinstance(v, (bool, float)) for v in value):
+            shots = sorted({int(v) for v in value})
     except ValueError:
-        pass
-    raise ConfigError(f"{where}: shots must be 'A..B', 'a,b,c', an integer or a list, got {value!r}")
+        shots = None
+    if shots is None:
+        raise ConfigError(f"{where}: shots must be 'A..B', 'a,b,c', an integer or a list, got {value!r}")
+    if not shots:
+        raise ConfigError(f"{where}: no shot counts given ({value!r})")
+    if shots[0] < 0:
+        raise ConfigError(f"{where}: shot counts must be >= 0, got {shots[0]}")
+    return shots
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_run(run: dict, where: str, flags: bool = False) -> None:
+    """Every [run] value of the right type and range; the message names the key (or the flag)."""
+    def name(key: str) -> str:
+        return FLAGS[key] if flags else f"{where}: run.{key}"
+
+    for key in ("episodes", "batch_size"):
+        if not _is_int(run[key]) or run[key] < 1:
+            raise ConfigError(f"{name(key)} must be a positive integer, got {run[key]!r}")
+    if run["workers"] is not None and (not _is_int(run["workers"]) or run["workers"] < 1):
+        raise ConfigError(f"{name('workers')} must be a positive integer, got {run['workers']!r}")
+    t = run["timeout"]
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0
+                          or t != t or t == float("inf")):
+        raise ConfigError(f"{name('timeout')} must be a positive number of seconds, got {t!r}")
+    if run["executor"] not in EXECUTORS:
+        raise ConfigError(f"{name('executor')} must be one of {list(EXECUTORS)}, got {run['executor']!r}")
+    if run["scheduler"] is not None and not isinstance(run["scheduler"], str):
+        raise ConfigError(f"{name('scheduler')} must be an address like 'tcp://host:8786', "
+                          f"got {run['scheduler']!r}")
+    if not run["seeds"] or any(not _is_int(s) or s < 0 for s in run["seeds"]):
+        raise ConfigError(f"{name('seeds')} must be non-negative integers, got {run['seeds']!r}")
+    if not isinstance(run.get("sealed", False), bool):
+        raise ConfigError(f"{where}: run.sealed must be true or false, got {run['sealed']!r}")
 
 
 def _as_list(value: Any) -> list:
@@ -72,13 +123,14 @@ def normalize(raw: dict, source: str) -> dict:
     if bad:
         raise ConfigError(f"{source}: unknown key(s) in [run]: {sorted(bad)}; allowed: {sorted(RUN_KEYS)}")
     run.update(run_raw)
+    seeds = _as_list(run["seeds"])
+    if any(isinstance(s, (bool, float)) for s in seeds):
+        raise ConfigError(f"{source}: run.seeds must be integers, got {run['seeds']!r}")
     try:
-        run["seeds"] = [int(s) for s in _as_list(run["seeds"])]
+        run["seeds"] = [int(s) for s in seeds]
     except (TypeError, ValueError):
         raise ConfigError(f"{source}: run.seeds must be integers, got {run['seeds']!r}") from None
-    for key in ("episodes", "batch_size"):
-        if not isinstance(run[key], int) or run[key] < 1:
-            raise ConfigError(f"{source}: run.{key} must be a positive integer, got {run[key]!r}")
+    check_run(run, source)
     suites = raw.get("suites", [])
     if not isinstance(suites, list) or not suites:
         raise ConfigError(f"{source}: needs at least one [[suites]] table")
@@ -101,8 +153,10 @@ def normalize(raw: dict, source: str) -> dict:
             "predictors": preds,
             "episodes": s.get("episodes"),
         }
-        if entry["episodes"] is not None and (not isinstance(entry["episodes"], int) or entry["episodes"] < 1):
-            raise ConfigError(f"{where}.episodes must be a positive integer")
+        if entry["episodes"] is not None and (not _is_int(entry["episodes"]) or entry["episodes"] < 1):
+            raise ConfigError(f"{where}.episodes must be a positive integer, got {entry['episodes']!r}")
+        if entry["splits"] is not None and (not entry["splits"] or not all(isinstance(x, str) for x in entry["splits"])):
+            raise ConfigError(f"{where}.splits must be a non-empty list of split names, got {s['splits']!r}")
         norm_suites.append(entry)
     return {"out": raw.get("out"), "run": run, "suites": norm_suites, "source": source}
 
@@ -129,8 +183,10 @@ def apply_overrides(cfg: dict, ov: dict) -> dict:
             s["splits"] = _as_list(ov["splits"])
         if ov.get("shots") is not None:
             s["shots"] = parse_shots(ov["shots"], "--shots")
-        if ov.get("episodes"):
-            s["episodes"] = int(ov["episodes"])
+        if ov.get("episodes") is not None:
+            if not _is_int(ov["episodes"]) or ov["episodes"] < 1:
+                raise ConfigError(f"--episodes must be a positive integer, got {ov['episodes']!r}")
+            s["episodes"] = ov["episodes"]
         if ov.get("params"):
             s["params"] = {**s["params"], **ov["params"]}
     if ov.get("seed") is not None:
@@ -141,6 +197,9 @@ def apply_overrides(cfg: dict, ov: dict) -> dict:
     for key in ("batch_size", "workers", "executor", "scheduler", "timeout"):
         if ov.get(key) is not None:
             cfg["run"][key] = ov[key]
+            check_run(cfg["run"], "", flags=True)
+    if ov.get("seed") is not None:
+        check_run(cfg["run"], "", flags=True)
     return cfg
 
 

@@ -9,6 +9,12 @@ retries it.
 - ``local``: a pool of worker processes on this machine (``--workers``, default: all cores).
 - ``dask``: a Dask distributed cluster (``--scheduler tcp://HOST:8786``), or a ``LocalCluster``.
 
+Each executor runs a *work function* (``cell -> rows``) that the runner hands it
+(``benchmark.runner.run_cell``); this module never imports the runner, and both use
+:mod:`benchmark.rundir` for cell files. A :class:`~benchmark.rundir.RunDirError` (a cell file that
+cannot be written: full or read-only disk) stops the whole run at once instead of failing every
+remaining cell.
+
 Cells are sent in chunks of consecutive cells sharing a fitted predictor (same suite settings,
 predictor, predictor parameters and seed), so that each worker fits or loads a predictor once,
 not once per cell (see :func:`chunk_cells`).
@@ -27,12 +33,16 @@ import traceback
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+from benchmark.rundir import RunDirError, cell_path, read_cell, write_atomic, write_cell
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 INFLIGHT_DIR = ".inflight"   # under the run directory: one marker file per cell being run locally
 Result = tuple[Any, Any, "str | None"]
+Work = Callable[[Any], Any]
+PR_SET_PDEATHSIG = 1
 
 
 class CellTimeout(BaseException):
@@ -102,9 +112,26 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def init_worker(env: dict[str, str] | None = None) -> None:
-    """Make a worker process use one thread per library (workers are the parallelism)."""
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (however the parent dies, SIGKILL
+    included); a no-op elsewhere. If the parent is already gone, exit now."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def init_worker(env: dict[str, str] | None = None, pdeathsig: bool = False) -> None:
+    """Make a worker process use one thread per library (workers are the parallelism); with
+    ``pdeathsig``, also make it die with its parent (local executor workers)."""
     global _worker_ready
+    if pdeathsig:
+        die_with_parent()
     if _worker_ready:
         return
     _worker_ready = True
@@ -122,19 +149,20 @@ def init_worker(env: dict[str, str] | None = None) -> None:
     list_predictors()  # import the baselines and plugins now, outside any cell's time limit
 
 
-def run_one(cell: Any, out: Path | None, timeout: float | None = None) -> Result:
-    """Execute one cell; write its file when ``out`` is given; never raise for a cell's failure.
+def run_one(cell: Any, out: Path | None, timeout: float | None, work: Work) -> Result:
+    """Execute one cell with ``work``; write its file when ``out`` is given; never raise for a
+    cell's failure (only for a run directory that cannot be written).
 
     ``timeout`` defaults to the cell's own (``--timeout``).
     """
-    from benchmark.runner import execute_cell, write_cell
-
     try:
         with time_limit(timeout if timeout is not None else cell.timeout):
-            df = execute_cell(cell)
+            df = work(cell)
         if out is not None:
             write_cell(out, cell, df)
         return cell, df, None
+    except RunDirError:
+        raise
     except CellTimeout as exc:
         return cell, None, f"timeout: {exc}"
     except Exception:
@@ -142,7 +170,7 @@ def run_one(cell: Any, out: Path | None, timeout: float | None = None) -> Result
 
 
 def run_chunk(chunk: Sequence[Any], out: str | None, marker_dir: str | None,
-              timeout: float | None = None) -> list[Result]:
+              timeout: float | None, work: Work) -> list[Result]:
     """Worker entry point: run cells in order; with ``out``, each cell's file is written as soon
     as it is done, so a worker that dies later loses only the cell it was running."""
     init_worker()
@@ -150,8 +178,11 @@ def run_chunk(chunk: Sequence[Any], out: str | None, marker_dir: str | None,
     for cell in chunk:
         marker = Path(marker_dir) / f"{os.getpid()}__{cell.key}" if marker_dir else None
         if marker is not None:
-            marker.write_text(str(time.time()))
-        results.append(run_one(cell, Path(out) if out else None, timeout))
+            try:
+                marker.write_text(str(time.time()))
+            except OSError as exc:
+                raise RunDirError(f"{marker}: cannot write ({exc.strerror or exc})") from None
+        results.append(run_one(cell, Path(out) if out else None, timeout, work))
         if marker is not None:
             marker.unlink(missing_ok=True)
     return results
@@ -197,15 +228,23 @@ class SerialExecutor:
 
     description = "serial"
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, work: Work | None = None) -> None:
         self.timeout = timeout
+        self.work = work
 
     def run(self, cells: Sequence[Any], out: Path) -> Iterator[Result]:
+        work = _need(self.work)
         for cell in cells:
-            yield run_one(cell, Path(out), self.timeout)
+            yield run_one(cell, Path(out), self.timeout, work)
 
     def close(self) -> None:
         pass
+
+
+def _need(work: Work | None) -> Work:
+    if work is None:
+        raise ValueError("executor: no work function given (the runner passes benchmark.runner.run_cell)")
+    return work
 
 
 WORKER_DIED = ("the worker process died while running this cell (killed by a signal or out of "
@@ -228,7 +267,8 @@ class LocalExecutor:
     """
 
     def __init__(self, workers: int | None = None, timeout: float | None = None,
-                 grace: float | None = None, poll: float = 0.5) -> None:
+                 grace: float | None = None, poll: float = 0.5, work: Work | None = None) -> None:
+        self.work = work
         self.workers = int(workers or os.cpu_count() or 1)
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
@@ -256,7 +296,7 @@ class LocalExecutor:
         os.environ.update({v: "1" for v in THREAD_ENV})  # children read these before numpy loads
         try:
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
-                                       initargs=(worker_env(),))
+                                       initargs=(worker_env(), True))
             pool.submit(int).result()  # start the workers while the environment is set
         finally:
             for v, old in saved.items():
@@ -304,10 +344,9 @@ class LocalExecutor:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from benchmark.runner import cell_path, read_cell
-
+        work = _need(self.work)
         pool = self._pool(workers)
-        futures = {pool.submit(run_chunk, chunk, str(out), str(markers), self.timeout): chunk
+        futures = {pool.submit(run_chunk, chunk, str(out), str(markers), self.timeout, work): chunk
                    for chunk in queue}
         queue.clear()
         reported: set[str] = set()
@@ -323,6 +362,8 @@ class LocalExecutor:
                         broken = True
                         queue.append(chunk)
                         continue
+                    except RunDirError:
+                        raise
                     except Exception:  # e.g. a cell that cannot be pickled
                         text = traceback.format_exc()
                         results = [(c, None, text) for c in chunk]
@@ -333,7 +374,7 @@ class LocalExecutor:
                 yield from self._kill_overdue(markers, reported)
                 if broken:
                     break
-        except KeyboardInterrupt:  # stop now rather than wait for the running chunks
+        except (KeyboardInterrupt, RunDirError):  # stop now rather than wait for the running chunks
             for proc in list(getattr(pool, "_processes", {}).values()):
                 proc.terminate()
             raise
@@ -356,7 +397,11 @@ class LocalExecutor:
                     continue
                 reported.add(cell.key)
                 if cell_path(out, cell).exists():
-                    yield cell, read_cell(out, cell), None
+                    try:
+                        yield cell, read_cell(out, cell), None
+                    except ValueError:  # damaged by the dying worker: run it again
+                        cell_path(out, cell).unlink(missing_ok=True)
+                        queue_cells.append(cell)
                 elif cell.key in running:
                     suspects.append(cell)
                 else:
@@ -404,7 +449,8 @@ class DaskExecutor:
     """
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, work: Work | None = None) -> None:
+        self.work = work
         self.scheduler = scheduler
         self.workers = workers
         self.timeout = timeout
@@ -440,15 +486,14 @@ class DaskExecutor:
     def run(self, cells: Sequence[Any], out: Path) -> Iterator[Result]:
         from distributed import as_completed
 
-        from benchmark.runner import write_cell
-
         if not cells:
             return
+        work = _need(self.work)
         client = self.client or self._connect()
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         pending = {}
         for chunk in chunk_cells(cells, n_workers):
-            pending[client.submit(run_chunk, chunk, None, None, self.timeout, pure=False)] = chunk
+            pending[client.submit(run_chunk, chunk, None, None, self.timeout, work, pure=False)] = chunk
         stream = as_completed(list(pending))
         for fut in stream:
             chunk = pending.pop(fut)
@@ -458,7 +503,7 @@ class DaskExecutor:
                 if type(exc).__name__ == "KilledWorker":
                     if len(chunk) > 1:  # find the cell that kills workers: retry cells one by one
                         for cell in chunk:
-                            f = client.submit(run_chunk, [cell], None, None, self.timeout, pure=False)
+                            f = client.submit(run_chunk, [cell], None, None, self.timeout, work, pure=False)
                             pending[f] = [cell]
                             stream.add(f)
                         continue
@@ -498,8 +543,6 @@ def report_failures(out: Path, failed: Sequence[dict], stream: Any = None) -> No
                 f"split={f.get('split')} shots={f.get('shots')} seed={f.get('seed')} "
                 f"suite={f.get('suite')} {f.get('params', '')}")
         lines.append(f"=== {head}\n{str(f.get('error', '')).rstrip()}\n")
-    from benchmark.runner import write_atomic
-
     write_atomic(path, "\n".join(lines))
     print(f"\n{len(failed)} cell(s) failed (details: {path}):", file=stream)
     for f in failed[:20]:
@@ -511,15 +554,15 @@ def report_failures(out: Path, failed: Sequence[dict], stream: Any = None) -> No
         print(f"  ... and {len(failed) - 20} more", file=stream)
 
 
-def make_executor(run_cfg: dict) -> Any:
-    """The executor named by ``run.executor`` (``serial``, ``local`` or ``dask``)."""
+def make_executor(run_cfg: dict, work: Work | None = None) -> Any:
+    """The executor named by ``run.executor`` (``serial``, ``local`` or ``dask``), running ``work``."""
     kind = run_cfg.get("executor") or "serial"
     timeout = run_cfg.get("timeout")
     if kind == "serial":
-        return SerialExecutor(timeout=timeout)
+        return SerialExecutor(timeout=timeout, work=work)
     if kind == "local":
-        return LocalExecutor(workers=run_cfg.get("workers"), timeout=timeout)
+        return LocalExecutor(workers=run_cfg.get("workers"), timeout=timeout, work=work)
     if kind == "dask":
         return DaskExecutor(scheduler=run_cfg.get("scheduler"), workers=run_cfg.get("workers"),
-                            timeout=timeout)
+                            timeout=timeout, work=work)
     raise ValueError(f"--executor {kind!r}: unknown; known: serial, local, dask")

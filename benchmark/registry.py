@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from importlib.metadata import entry_points
@@ -32,6 +33,33 @@ _PREDICTORS: dict[str, type] = {}
 _SUITES: dict[str, type] = {}
 _loaded = False
 _load_errors: dict[str, str] = {}
+#: (kind, name) -> where the registration came from: "module X" or "entry point G:N (dist V)"
+_ORIGINS: dict[tuple[str, str], str] = {}
+_conflicts: list[str] = []
+
+
+class RegistryConflict(ValueError):
+    """Two different classes registered under one name (two modules, or a module and a plugin)."""
+
+
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _same(a: type, b: type) -> bool:
+    """The same class, or the same class object re-created by re-importing its module."""
+    return a is b or _origin(a) == _origin(b)
+
+
+def _add(kind: str, table: dict[str, type], key: str, cls: type, where: str) -> None:
+    """Register ``cls`` as ``key``; a second, different class under the same name raises."""
+    old = table.get(key)
+    if old is not None and not _same(old, cls):
+        first = _ORIGINS.get((kind, key), f"module {old.__module__}")
+        raise RegistryConflict(f"{kind} name {key!r} is registered twice: {_origin(old)} (from "
+                               f"{first}) and {_origin(cls)} (from {where}); rename one of them")
+    table[key] = cls
+    _ORIGINS.setdefault((kind, key), where)
 
 T = TypeVar("T")
 
@@ -45,7 +73,7 @@ def register_predictor(name: str | None = None) -> Callable[[T], T]:
             raise ValueError(f"{cls!r} needs a name")
         if not getattr(cls, "name", ""):
             cls.name = key  # type: ignore[attr-defined]
-        _PREDICTORS[key] = cls  # type: ignore[assignment]
+        _add("predictor", _PREDICTORS, key, cls, f"module {cls.__module__}")  # type: ignore[arg-type]
         return cls
 
     return deco
@@ -58,7 +86,7 @@ def register_suite(name: str | None = None) -> Callable[[T], T]:
         key = name or getattr(cls, "name", "")
         if not key:
             raise ValueError(f"{cls!r} needs a name")
-        _SUITES[key] = cls  # type: ignore[assignment]
+        _add("suite", _SUITES, key, cls, f"module {cls.__module__}")  # type: ignore[arg-type]
         return cls
 
     return deco
@@ -67,6 +95,8 @@ def register_suite(name: str | None = None) -> Callable[[T], T]:
 def _load() -> None:
     global _loaded
     if _loaded:
+        if _conflicts:
+            raise RegistryConflict("; ".join(_conflicts))
         return
     _loaded = True
     for mod in _BUILTIN_MODULES:
@@ -81,19 +111,70 @@ def _load() -> None:
     for mod in filter(None, (m.strip() for m in os.environ.get("TRIADBENCH_PLUGINS", "").split(","))):
         try:
             importlib.import_module(mod)
+        except RegistryConflict as exc:
+            _conflicts.append(str(exc))
         except Exception as exc:
             _load_errors[f"TRIADBENCH_PLUGINS:{mod}"] = f"{type(exc).__name__}: {exc}"
-    for group, table in ((PREDICTOR_GROUP, _PREDICTORS), (SUITE_GROUP, _SUITES)):
+    for kind, group, table in (("predictor", PREDICTOR_GROUP, _PREDICTORS), ("suite", SUITE_GROUP, _SUITES)):
         for ep in entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            where = (f"entry point {group}:{ep.name} = {ep.value}"
+                     + (f" (distribution {dist.metadata['Name']} {dist.version})" if dist else ""))
             try:
                 obj = ep.load()
+            except RegistryConflict as exc:
+                _conflicts.append(f"{exc} [while loading {where}]")
+                continue
             except Exception as exc:  # a broken plugin must not break the harness
                 _load_errors[f"{group}:{ep.name}"] = f"{type(exc).__name__}: {exc}"
                 continue
             if isinstance(obj, type):
-                table.setdefault(ep.name, obj)
+                try:
+                    _add(kind, table, ep.name, obj, where)
+                except RegistryConflict as exc:
+                    _conflicts.append(str(exc))
+                    continue
+                _ORIGINS[(kind, ep.name)] = where
                 if not getattr(obj, "name", ""):
                     obj.name = ep.name
+    if _conflicts:
+        raise RegistryConflict("; ".join(_conflicts))
+
+
+@functools.lru_cache(maxsize=1)
+def _packages() -> dict:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+def _distribution(module: str) -> dict[str, str]:
+    """The installed distribution (name and version) that provides ``module``, if any."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    top = module.split(".")[0]
+    names = _packages().get(top, [])
+    if not names and top in ("benchmark", "baselines"):
+        names = ["triadbench"]
+    for name in names:
+        try:
+            return {"distribution": name, "version": version(name)}
+        except PackageNotFoundError:
+            continue
+    return {"distribution": "", "version": ""}
+
+
+def plugins() -> list[dict[str, str]]:
+    """Every registered predictor and suite: its class, module, origin and distribution version
+    (written to each run's manifest)."""
+    _load()
+    out = []
+    for kind, table in (("predictor", _PREDICTORS), ("suite", _SUITES)):
+        for name, cls in sorted(table.items()):
+            out.append({"kind": kind, "name": name, "class": _origin(cls), "module": cls.__module__,
+                        "origin": _ORIGINS.get((kind, name), f"module {cls.__module__}"),
+                        **_distribution(cls.__module__)})
+    return out
 
 
 def load_errors() -> dict[str, str]:

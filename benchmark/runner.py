@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import itertools
 import json
 import os
 import platform
+import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from benchmark.contamination import NOVEL_SPLITS, audit
+from benchmark.contamination import NOVEL_SPLITS, ContaminationError, audit
 from benchmark.predictor import NotApplicable
-from benchmark.registry import predictor_class, suite_class
+from benchmark.seeding import content_hash, run_secret
+from benchmark.registry import plugins, predictor_class, suite_class
+from benchmark.rundir import (RunLock, cell_path, check_cells, describe_redo, prepare,  # noqa: F401
+                              read_cell, remove_temporary, write_atomic, write_cell)
 
 RESULT_COLUMNS = ["suite", "split", "predictor", "family", "updates_weights", "shots", "task_id",
                   "episode_id", "seed", "metric", "score", "status", "error", "prediction",
@@ -42,6 +48,10 @@ class Cell:
     episodes: int
     batch_size: int = 1024
     timeout: float | None = None
+    #: canonical JSON of what produces the cell (benchmark.provenance); not part of its identity
+    provenance: str = field(default="", compare=False, repr=False)
+    #: a sealed run's evaluation secret (benchmark.seeding.run_secret); never handed to predictors
+    secret: str = field(default="", compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -50,7 +60,16 @@ class Cell:
                  "predictor": self.predictor, "predictor_params": self.predictor_params,
                  "label": self.label, "split": self.split, "shots": self.shots,
                  "seed": self.seed, "episodes": self.episodes}
+        if self.secret:  # a sealed run's cells differ from an open run's (the secret is not hashed)
+            ident["sealed"] = True
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+    @property
+    def eval_key(self) -> int:
+        """The key of this cell's evaluation streams (the seed, mixed with a sealed run's secret)."""
+        from benchmark.seeding import eval_key
+
+        return eval_key(self.seed, self.secret)
 
     def suite_params(self) -> dict:
         return json.loads(self.params)
@@ -73,6 +92,7 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
     cells: list[Cell] = []
     skipped: list[dict] = []
     run = cfg["run"]
+    auto = auto_labels(cfg)
     for entry in cfg["suites"]:
         try:
             scls = suite_class(entry["name"])
@@ -98,7 +118,7 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
             pjson = canonical(suite.params)
             for seed in run["seeds"]:
                 for p, pcls in classes:
-                    label = p.get("label", p["name"])
+                    label = p.get("label") or auto.get((p["name"], canonical(p["params"])), p["name"])
                     if suite.modality not in pcls.modalities:
                         skipped.append({"suite": suite.name, "suite_config": pjson, "predictor": label,
                                         "reason": f"modality {suite.modality!r} not accepted"})
@@ -109,7 +129,71 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
                                               label, split, int(k), int(seed),
                                               int(entry["episodes"] or run["episodes"]),
                                               int(run["batch_size"]), run.get("timeout")))
-    return cells, skipped
+    return _dedupe(cells, cfg.get("source", "config")), _dedupe_dicts(skipped)
+
+
+def _defaults(pcls: type) -> dict:
+    """A predictor class's constructor defaults (to name the parameters two settings differ in)."""
+    try:
+        sig = inspect.signature(pcls.__init__)
+    except (TypeError, ValueError):
+        return {}
+    return {k: v.default for k, v in sig.parameters.items() if v.default is not inspect.Parameter.empty}
+
+
+def auto_labels(cfg: dict) -> dict[tuple[str, str], str]:
+    """Distinct labels for one predictor given with several parameter settings and no label.
+
+    ``ridge`` with ``alpha=1`` and ``alpha=10`` becomes ``ridge(alpha=1)`` and ``ridge(alpha=10)``
+    (only the parameters that differ are named), so the report never averages two settings.
+    """
+    settings: dict[str, dict[str, dict]] = {}
+    for entry in cfg["suites"]:
+        for p in entry["predictors"]:
+            if not p.get("label"):
+                settings.setdefault(p["name"], {})[canonical(p["params"])] = p["params"]
+    out = {}
+    for name, by_json in settings.items():
+        if len(by_json) < 2:
+            continue
+        try:
+            defaults = _defaults(predictor_class(name))
+        except KeyError:
+            defaults = {}
+        full = {j: {**defaults, **params} for j, params in by_json.items()}
+        keys = sorted({k for f in full.values() for k in f})
+        differ = [k for k in keys if len({canonical(f.get(k)) for f in full.values()}) > 1]
+        for j, f in full.items():
+            out[(name, j)] = f"{name}(" + ",".join(f"{k}={f.get(k)}" for k in differ) + ")"
+    return out
+
+
+def _dedupe(cells: list[Cell], source: str) -> list[Cell]:
+    """Each cell once (identical config sections run once); refuse one label for two settings."""
+    seen: dict[str, Cell] = {}
+    owner: dict[tuple, Cell] = {}
+    for c in cells:
+        if c.key in seen:
+            continue
+        seen[c.key] = c
+        slot = (c.suite, c.params, c.label, c.split, c.shots, c.seed)
+        other = owner.setdefault(slot, c)
+        if (other.predictor, other.predictor_params, other.episodes) != (c.predictor, c.predictor_params, c.episodes):
+            raise ValueError(f"{source}: label {c.label!r} is given to two different settings "
+                             f"({other.predictor} {other.predictor_params}, {other.episodes} episodes "
+                             f"vs {c.predictor} {c.predictor_params}, {c.episodes} episodes) on suite "
+                             f"{c.suite} {c.params}; give each a distinct `label`")
+    return list(seen.values())
+
+
+def _dedupe_dicts(rows: list[dict]) -> list[dict]:
+    out, seen = [], set()
+    for r in rows:
+        k = canonical(r)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
 
 
 # -- per-process caches (a worker loads heavy state once, not once per cell) -------------------
@@ -140,8 +224,9 @@ def fitted_for(cell: Cell) -> tuple[Any, float, BaseException | None]:
         if len(_FITTED) >= _MAX_FITTED:
             _FITTED.pop(next(iter(_FITTED)))
         pred = predictor_class(cell.predictor)(**json.loads(cell.predictor_params))
-        pool = pool_for(cell)
-        pool.run_seed = cell.seed
+        # a shallow copy per predictor: attributes one fit sets never reach another; the pool's
+        # arrays are read-only and it names no run seed or evaluation key (the sealed view)
+        pool = copy.copy(pool_for(cell))
         t0 = time.perf_counter()
         try:
             pred.fit(pool)
@@ -169,15 +254,63 @@ def _encode(pred: Any) -> str:
         return json.dumps(str(pred))
 
 
+def check_predictions(batch: Any, out: Any) -> None:
+    """Raise ``ValueError`` naming the problem unless ``out`` has one answer per query of every
+    episode and, for vectors, a finite float for each (NaN and inf are errors, not scores)."""
+    B = len(batch)
+    if batch.modality == "vector":
+        try:
+            arr = np.asarray(out, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"prediction is not a float array ({exc})") from None
+        want = (B, np.shape(batch.query_x)[1] if B else 0)
+        if arr.shape != want:
+            raise ValueError(f"prediction has shape {arr.shape}, expected {want}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            raise ValueError(f"prediction is not finite ({arr[i, j]}) at episode {i}, query {j} "
+                             f"({int(bad.sum())} non-finite value(s) in all)")
+        return
+    try:
+        n = len(out)
+    except TypeError:
+        raise ValueError(f"prediction is a {type(out).__name__}, expected a list with one entry "
+                         f"per episode") from None
+    if n != B:
+        raise ValueError(f"{n} predictions for {B} episodes")
+    for i, (ans, qs) in enumerate(zip(out, batch.query_x)):
+        if ans is None or not hasattr(ans, "__len__") or len(ans) != len(qs):
+            got = len(ans) if hasattr(ans, "__len__") else type(ans).__name__
+            raise ValueError(f"episode {i}: {got} answers for {len(qs)} queries")
+
+
 def _predict_scores(pred: Any, suite: Any, ev: Any) -> tuple[np.ndarray, list]:
-    out = pred.predict(ev.batch)
+    view = ev.view()  # the sealed view: opaque ids, no split, only a declared answer space
+    out = pred.predict(view)
+    check_predictions(view, out)
     scores = np.asarray(suite.score(ev, out), dtype=float)
     if scores.shape != (len(ev),):
         raise ValueError(f"score has shape {scores.shape}, expected ({len(ev)},)")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"score is not finite ({scores[~np.isfinite(scores)][0]}) for a prediction "
+                         "that passed the output checks")
     per_episode = list(out) if not isinstance(out, np.ndarray) else [out[i] for i in range(len(ev))]
     if len(per_episode) != len(ev):
         raise ValueError(f"{len(per_episode)} predictions for {len(ev)} episodes")
     return scores, per_episode
+
+
+def audit_cell(cell: Cell, ev: Any) -> str:
+    """The contamination audit on exactly the episodes a cell scores: ``"clean: ..."``,
+    ``"not held out"`` (memorized and seen-task episodes come from the pool by design), or
+    raises :class:`~benchmark.contamination.ContaminationError`."""
+    if cell.split not in NOVEL_SPLITS:
+        return "not held out"
+    suite = suite_for(cell)
+    pool = pool_for(cell)
+    rep = audit(pool, [ev], pool_hashes=suite.pool_fingerprints(pool), suite_name=cell.suite)
+    return f"clean: {rep['checked_episodes']} episode(s) vs {rep['pool_tasks']} pool task(s)"
 
 
 def execute_cell(cell: Cell) -> pd.DataFrame:
@@ -198,10 +331,15 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
         status = "skipped" if isinstance(fit_err, NotApplicable) else "error"
         msg = str(fit_err) if status == "skipped" else f"fit failed: {type(fit_err).__name__}: {fit_err}"
         rows.append({**base, "task_id": "", "episode_id": "", "score": np.nan,
-                     "status": status, "error": msg, "prediction": ""})
+                     "status": status, "error": msg, "prediction": "", "audit": ""})
     else:
-        ev = suite.episodes(cell.split, cell.shots, cell.episodes, cell.seed)
-        for start in range(0, len(ev), max(1, cell.batch_size)):
+        ev = evalset_for(cell)
+        try:
+            base["audit"] = audit_cell(cell, ev)
+            leak = None
+        except ContaminationError as exc:
+            base["audit"], leak = f"leak: {exc}", f"contamination: {exc}"
+        for start in range(0, len(ev), max(1, cell.batch_size)) if leak is None else ():
             idx = list(range(start, min(len(ev), start + cell.batch_size)))
             sub = ev.subset(idx)
             try:
@@ -224,6 +362,9 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
                 rows.append({**base, "task_id": ev.batch.task_ids[j], "episode_id": ev.episode_ids[j],
                              "score": float(s), "status": status, "error": err,
                              "prediction": _encode(p) if p is not None else ""})
+        if leak is not None:  # never scored: every episode is an error row naming the leak
+            rows += [{**base, "task_id": t, "episode_id": e, "score": np.nan, "status": "error",
+                      "error": leak, "prediction": ""} for t, e in zip(ev.batch.task_ids, ev.episode_ids)]
     df = pd.DataFrame(rows)
     params = cell.suite_params()
     for k, v in params.items():  # suite parameters as plain columns (e.g. pool_size)
@@ -233,27 +374,7 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
     return df[RESULT_COLUMNS + [c for c in df.columns if c not in RESULT_COLUMNS]]
 
 
-# -- run directories --------------------------------------------------------------------------
-def cell_path(out: Path, cell: Cell) -> Path:
-    return out / "cells" / f"{cell.key}.csv"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def read_cell(out: Path, cell: Cell) -> pd.DataFrame:
-    """A finished cell's rows, with the text columns kept as text."""
-    return pd.read_csv(cell_path(out, cell), keep_default_na=False, na_values=[""],
-                       dtype={"task_id": str, "episode_id": str, "error": str, "prediction": str})
-
-
-def write_cell(out: Path, cell: Cell, df: pd.DataFrame) -> None:
-    write_atomic(cell_path(out, cell), df.to_csv(index=False))
-
-
+# -- run directories: see benchmark.rundir ----------------------------------------------------
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -284,53 +405,201 @@ def _git_commit() -> str:
 
 
 def audit_all(cells: Iterable[Cell]) -> list[dict]:
-    """Run the contamination audit for every (suite settings, seed) before any scoring."""
-    seen, reports = set(), []
+    """The contamination audit before any scoring, per (suite settings, seed), on the held-out
+    episodes of the largest episode count planned for them (a prefix of them is what every cell
+    scores, so this covers every scored episode; each cell audits its own again, see
+    :func:`audit_cell`). Each report lists the held-out tasks the suite excluded, with the reason.
+    """
+    most: dict[tuple, Cell] = {}
     for c in cells:
         k = (c.suite, c.params, c.seed)
-        if k in seen:
-            continue
-        seen.add(k)
+        if k not in most or c.episodes > most[k].episodes:
+            most[k] = c
+    reports = []
+    for c in most.values():
         suite = suite_for(c)
+        pool = pool_for(c)
         held_out = [s for s in suite.splits if s in NOVEL_SPLITS]
-        evs = [suite.episodes(s, suite.max_shots, c.episodes, c.seed) for s in held_out]
-        rep = audit(pool_for(c), evs)
-        reports.append({"suite": c.suite, "suite_config": c.params, "seed": c.seed, **rep})
+        evs = [suite.episodes(s, suite.max_shots, c.episodes, c.eval_key) for s in held_out]
+        rep = audit(pool, evs, pool_hashes=suite.pool_fingerprints(pool), suite_name=c.suite)
+        excluded = [{"task_id": t, "reason": why} for t, why in sorted(suite.excluded_tasks().items())]
+        reports.append({"suite": c.suite, "suite_config": c.params, "seed": c.seed,
+                        "episodes": c.episodes, **rep, "excluded_tasks": excluded})
     return reports
 
 
-def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None) -> dict:
-    """Run every cell of ``cfg`` not already finished in ``out``; write results and manifest."""
-    from benchmark.executors import make_executor
+def evaluation_record(secret: str, complete: bool) -> dict:
+    """The manifest's ``evaluation``: how the evaluation key was made, and a sealed run's secret
+    once every cell is scored (withheld while cells are missing, so a resume stays sealed)."""
+    rec = {"sealed": bool(secret),
+           "key": "eval_key(seed, secret) (benchmark.seeding)" if secret else "the run seed"}
+    if secret:
+        rec["secret"] = secret if complete else None
+        if not complete:
+            rec["note"] = "withheld until every cell is scored"
+    return rec
 
+
+def excluded_tasks(audits: list[dict]) -> list[dict]:
+    """Every held-out task a suite left out (e.g. an ARC task copying a training task), once per
+    suite setting, with the reason: the manifest's ``excluded_tasks``."""
+    out, seen = [], set()
+    for a in audits:
+        for e in a.get("excluded_tasks", []):
+            k = (a["suite"], a["suite_config"], e["task_id"])
+            if k not in seen:
+                seen.add(k)
+                out.append({"suite": a["suite"], "suite_config": a["suite_config"], **e})
+    return out
+
+
+def audit_summary(results: pd.DataFrame) -> dict:
+    """The per-cell audits of the scored rows, aggregated: cells and episodes checked, leaks."""
+    if "audit" not in results or not len(results):
+        return {"cells_audited": 0, "episodes_audited": 0, "cells_with_leaks": 0}
+    per_cell = results.drop_duplicates("cell")
+    audit_col = per_cell["audit"].fillna("").astype(str)
+    clean = per_cell[audit_col.str.startswith("clean")]
+    rows = results[results["cell"].isin(clean["cell"])]
+    return {"cells_audited": int(len(clean)), "episodes_audited": int(len(rows)),
+            "cells_with_leaks": int(audit_col.str.startswith("leak").sum()),
+            "cells_not_held_out": int((audit_col == "not held out").sum())}
+
+
+# -- what the executors run per cell -----------------------------------------------------------
+_STATES: dict[int, tuple[Any, dict]] = {}
+
+
+def _state(pred: Any) -> dict:
+    from benchmark.testing import state_snapshot
+
+    return state_snapshot(pred)
+
+
+def evalset_for(cell: Cell) -> Any:
+    """The episodes a cell scores (the same call ``execute_cell`` makes; cached for one cell)."""
+    k = (cell.key, cell.eval_key)  # the key: two sealed runs share cell keys, not episodes
+    if _EVALSET.get("key") != k:
+        _EVALSET.clear()
+        _EVALSET.update(key=k, ev=suite_for(cell).episodes(cell.split, cell.shots, cell.episodes,
+                                                           cell.eval_key))
+    return _EVALSET["ev"]
+
+
+_EVALSET: dict[str, Any] = {}
+
+
+def _hash_item(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return content_hash(v)
+    if isinstance(v, (list, tuple)):
+        return [_hash_item(x) for x in v]
+    return v
+
+
+def episode_hashes(ev: Any) -> dict[str, str]:
+    """{episode id: hash of its demonstrations, queries and targets} (what merging compares)."""
+    b = ev.batch
+    out = {}
+    for j, eid in enumerate(ev.episode_ids):
+        parts = [_hash_item(f[j]) for f in (b.support_x, b.support_y, b.query_x, ev.targets)]
+        out[str(eid)] = content_hash(repr(parts))[:16]
+    return out
+
+
+def run_cell(cell: Cell) -> pd.DataFrame:
+    """One cell's rows plus the columns the runner adds: ``weights_unchanged`` (the predictor's
+    arrays and tensors hash the same before and after the cell's predictions) and
+    ``episode_hash`` (each episode's content, so that merged runs pair only identical episodes)."""
+    pred, _, fit_err = fitted_for(cell)
+    before = None
+    if fit_err is None:
+        held = _STATES.get(id(pred))
+        before = held[1] if held is not None and held[0] is pred else _state(pred)
+    df = execute_cell(cell)
+    if before is not None:
+        after = _state(pred)
+        _STATES[id(pred)] = (pred, after)
+        while len(_STATES) > _MAX_FITTED:
+            _STATES.pop(next(iter(_STATES)))
+        df["weights_unchanged"] = before == after
+    else:
+        df["weights_unchanged"] = ""
+    hashes: dict[str, str] = {}
+    if (df["status"] != "skipped").any() and fit_err is None:
+        try:
+            hashes = episode_hashes(evalset_for(cell))
+        except Exception:  # the cell's own rows already say what failed
+            hashes = {}
+    df["episode_hash"] = df["episode_id"].astype(str).map(hashes).fillna("")
+    return df
+
+
+def with_provenance(cells: list[Cell]) -> list[Cell]:
+    """The cells with their provenance record attached (computed once per setting)."""
+    from benchmark import provenance
+
+    provenance.clear_all()
+    return [replace(c, provenance=canonical(provenance.cell_provenance(c))) for c in cells]
+
+
+def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None,
+        wait: bool = False) -> dict:
+    """Run every cell of ``cfg`` not already finished in ``out``; write results and manifest.
+
+    Holds the lock on ``out`` throughout (a second run refuses, or waits with ``wait``). A stored
+    cell is reused only when its file passes its checksum and its provenance matches; the others
+    are recomputed and counted in the manifest (``redone``).
+    """
     out = Path(out)
+    cells, skipped = plan(cfg)       # every name and value is checked before the disk is touched
+    cells = with_provenance(cells)
+    prepare(out)
+    with RunLock(out, wait=wait):
+        remove_temporary(out)
+        try:
+            return _run_locked(cfg, out, cells, skipped, progress, executor)
+        finally:
+            remove_temporary(out)
+
+
+def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], progress: bool,
+                executor: Any) -> dict:
+    from benchmark.executors import make_executor, report_failures
+
     t_start = time.time()
-    cells, skipped = plan(cfg)
-    (out / "cells").mkdir(parents=True, exist_ok=True)
+    # --sealed: a secret drawn now (or on resume read back from the run directory's private file)
+    # keys every evaluation stream; the manifest publishes it only once every cell is scored
+    secret = run_secret(out) if cfg["run"].get("sealed") else ""
+    if secret:
+        cells = [replace(c, secret=secret) for c in cells]
     audits = audit_all(cells)
     write_atomic(out / "config.json", json.dumps(cfg, indent=2, default=str))
-    pending = [c for c in cells if not cell_path(out, c).exists()]
-    ex = executor or make_executor(cfg["run"])
+    pending, stale, damaged = check_cells(out, cells)
+    describe_redo(stale, damaged)
+    ex = executor or make_executor(cfg["run"], work=run_cell)
+    if getattr(ex, "work", None) is None:
+        ex.work = run_cell
     failed_cells: list[dict] = []
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(cells), initial=len(cells) - len(pending), disable=not progress, mininterval=0.5 if os.isatty(2) else 10,
-               desc="cells", unit="cell", dynamic_ncols=True)
+    bar = tqdm(total=len(cells), initial=len(cells) - len(pending), disable=not progress,
+               mininterval=0.5 if os.isatty(2) else 10, desc="cells", unit="cell", dynamic_ncols=True)
     try:
         for cell, df, err in ex.run(pending, out):
             bar.set_postfix_str(f"{cell.label} {cell.split} k={cell.shots}", refresh=False)
             bar.update(1)
             if err is not None:
-                failed_cells.append({"cell": cell.key, **asdict(cell), "error": err})
+                failed_cells.append({"cell": cell.key, **{k: v for k, v in asdict(cell).items()
+                                                          if k not in ("provenance", "secret")},
+                                     "error": err})
     finally:
         bar.close()
         ex.close()
-    from benchmark.executors import report_failures
-
     report_failures(out, failed_cells)
     frames = [read_cell(out, c) for c in cells if cell_path(out, c).exists()]
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
-    for col in ("error", "prediction", "task_id", "episode_id"):
+    for col in ("error", "prediction", "task_id", "episode_id", "episode_hash"):
         if col in results:
             results[col] = results[col].fillna("")
     write_atomic(out / "results.csv", results.to_csv(index=False))
@@ -350,17 +619,49 @@ def run(cfg: dict, out: str | Path, progress: bool = True, executor: Any = None)
         for _, r in chosen.drop_duplicates(["suite_config", "predictor", "predictor_params", "seed"]).iterrows():
             fitted.append({"predictor": r["predictor"], "suite_config": r["suite_config"],
                            "seed": int(r["seed"]), "chosen": json.loads(r["fitted_params"])})
+    error_rows = error_summary(results)
+    provenance_records = {}
+    for c in cells:
+        rec = json.loads(c.provenance) if c.provenance else {}
+        provenance_records.setdefault(c.label, {k: v for k, v in rec.items() if k.startswith("predictor")})
     manifest = {
         "triadbench_format": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": cfg, "seeds": cfg["run"]["seeds"], "commit": _git_commit(),
-        "versions": versions(), "machine": machine(),
+        "code": json.loads(cells[0].provenance).get("code", {}) if cells and cells[0].provenance else {},
+        "versions": versions(), "machine": machine(), "plugins": plugins(),
         "executor": getattr(ex, "description", type(ex).__name__),
         "wall_seconds_this_invocation": round(time.time() - t_start, 2),
         "cells": {"total": len(cells), "run_now": len(pending), "missing": len(missing)},
+        "redone": {"stale": {why: len(keys) for why, keys in stale.items()}, "damaged": damaged},
         "rows": {k: int(v) for k, v in status_counts.items()},
+        "error_rows": error_rows,
         "timings": timings, "fitted_params": fitted, "contamination_audit": audits,
+        "audit_where_scored": audit_summary(results), "excluded_tasks": excluded_tasks(audits),
+        "evaluation": evaluation_record(secret, complete=not missing),
         "not_applicable": skipped, "failed_cells": failed_cells,
+        "provenance": provenance_records,
     }
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    if error_rows:
+        total = sum(e["rows"] for e in error_rows.values())
+        print(f"{total} scored episode row(s) failed (status=error): "
+              + "; ".join(f"{p}: {e['rows']} row(s) in {e['cells']} cell(s), e.g. {e['example']}"
+                          for p, e in list(error_rows.items())[:10])
+              + f" (rows in {out / 'results.csv'}; the report lists them under failures)",
+              file=sys.stderr)
     return manifest
+
+
+def error_summary(results: pd.DataFrame) -> dict[str, dict]:
+    """Per predictor label: how many rows failed (``status == "error"``), in how many cells, and
+    one example reason; these count as failures in the exit status of ``triadbench run``."""
+    if not len(results) or "status" not in results:
+        return {}
+    bad = results[results["status"] == "error"]
+    out = {}
+    for label, g in bad.groupby("predictor", sort=True):
+        reason = str(g["error"].iloc[0]).strip().splitlines()
+        out[str(label)] = {"rows": int(len(g)), "cells": int(g["cell"].nunique()),
+                           "example": (reason[-1] if reason else "?")[:160]}
+    return out

@@ -200,11 +200,12 @@ def test_resume_after_interruption_gives_identical_results(tmp_path):
         """Runs a few cells, then stops as a Ctrl-C would."""
 
         description = "interrupting"
+        work = None  # the runner sets its work function here
 
         def run(self, cells, out):
             from benchmark.executors import SerialExecutor
 
-            for i, item in enumerate(SerialExecutor().run(cells, out)):
+            for i, item in enumerate(SerialExecutor(work=self.work).run(cells, out)):
                 if i == 7:
                     raise KeyboardInterrupt
                 yield item

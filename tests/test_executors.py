@@ -14,16 +14,18 @@ import pandas as pd
 import pytest
 
 import plugins_for_tests  # noqa: F401  (registers the test predictors in this process)
+from benchmark import get_suite
 from benchmark.config import load_config
 from benchmark.executors import (LocalExecutor, SerialExecutor, chunk_cells, fit_key,
                                  report_failures)
-from benchmark.runner import Cell, cell_path, plan, run
+from benchmark.runner import Cell, cell_path, plan, run, run_cell
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SMALL = {"d": 4, "max_shots": 4, "pool_size": 4}
 CHEAP = "ridge,zero,template-dmmse"
 TIMING = ["fit_seconds", "predict_seconds"]
+N_SPLITS = len(get_suite("linear-regression", **SMALL).splits)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +67,7 @@ def test_one_and_two_local_workers_match_serial(tmp_path):
     two = run(small_cfg(executor="local", workers=2), tmp_path / "two", progress=False)
     assert "1 worker" in one["executor"] and "2 worker" in two["executor"]
     ref = results(tmp_path / "serial")
-    assert len(ref) == 3 * 4 * 5 * 10 and (ref["status"] == "ok").all()
+    assert len(ref) == 3 * N_SPLITS * 5 * 10 and (ref["status"] == "ok").all()
     pd.testing.assert_frame_equal(ref, results(tmp_path / "one"))
     pd.testing.assert_frame_equal(ref, results(tmp_path / "two"))
 
@@ -96,7 +98,7 @@ def test_run_killed_halfway_resumes_to_the_same_results(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args, "--executor", "local",
                              "--workers", "2"], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    total = 3 * 4 * 5
+    total = 3 * N_SPLITS * 5
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -124,7 +126,7 @@ def test_predictor_raising_on_some_episodes_gives_error_rows(tmp_path):
     assert set(bad["status"]) == {"ok", "error"}
     assert bad.loc[bad.status == "error", "error"].str.contains("negative first coordinates").all()
     assert (df.loc[df.predictor == "zero", "status"] == "ok").all()
-    assert len(df) == 2 * 4 * 5 * 10  # every episode has its row, failed or not
+    assert len(df) == 2 * N_SPLITS * 5 * 10  # every episode has its row, failed or not
 
 
 def test_killed_worker_loses_only_its_cell_and_run_exits_nonzero(tmp_path, capsys):
@@ -137,18 +139,20 @@ def test_killed_worker_loses_only_its_cell_and_run_exits_nonzero(tmp_path, capsy
     assert main(args) == 1
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     failed = manifest["failed_cells"]
-    assert [(f["label"], f["split"], f["shots"]) for f in failed] == [("test-kill", "novel", 2)]
-    assert manifest["cells"]["missing"] == 1
-    assert len(cells_of(results(tmp_path))) == 2 * 4 * 5 - 1
+    splits = sorted(get_suite("linear-regression", **SMALL).splits)
+    assert sorted((f["label"], f["split"], f["shots"]) for f in failed) == [
+        ("test-kill", s, 2) for s in splits]
+    assert manifest["cells"]["missing"] == len(splits)
+    assert len(cells_of(results(tmp_path))) == 2 * len(splits) * 5 - len(splits)
     assert failed[0]["cell"] in (tmp_path / "failures.log").read_text()
-    assert "1 cell(s) failed" in capsys.readouterr().err
+    assert f"{len(splits)} cell(s) failed" in capsys.readouterr().err
 
 
 def test_cell_raising_outright_is_logged_and_the_rest_runs(tmp_path):
     good = plan(small_cfg("zero"))[0][0]
     bad = Cell("no-such-suite", "{}", "zero", "{}", "zero", "novel", 0, 0, 10)
     (tmp_path / "cells").mkdir()
-    got = {c.key: (df, err) for c, df, err in LocalExecutor(workers=1).run([bad, good], tmp_path)}
+    got = {c.key: (df, err) for c, df, err in LocalExecutor(workers=1, work=run_cell).run([bad, good], tmp_path)}
     assert got[good.key][1] is None and cell_path(tmp_path, good).exists()
     assert got[bad.key][0] is None and "KeyError" in got[bad.key][1]
     assert "Traceback" in got[bad.key][1] and not cell_path(tmp_path, bad).exists()
@@ -186,17 +190,17 @@ def test_worker_stuck_in_native_code_is_killed_after_the_grace_period(tmp_path):
 def test_changing_one_setting_recomputes_only_its_cells(tmp_path):
     first = run(small_cfg("ridge,zero"), tmp_path, progress=False)
     files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*.csv")}
-    assert first["cells"]["run_now"] == len(files) == 2 * 4 * 5
+    assert first["cells"]["run_now"] == len(files) == 2 * N_SPLITS * 5
     cfg = small_cfg("ridge,zero")
     cfg["suites"][0]["predictors"][0]["params"] = {"alpha": 1.0}  # ridge changes, zero does not
     second = run(cfg, tmp_path, progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").glob("*.csv")}
-    assert second["cells"]["run_now"] == 4 * 5 and len(after) == len(files) + 4 * 5
+    assert second["cells"]["run_now"] == N_SPLITS * 5 and len(after) == len(files) + N_SPLITS * 5
     assert all(after[name] == files[name] for name in files)  # nothing rewritten
     assert run(small_cfg("ridge,zero", batch_size=7), tmp_path, progress=False)["cells"]["run_now"] == 0
 
 
 def test_serial_executor_reports_a_broken_cell(tmp_path):
     bad = Cell("no-such-suite", "{}", "zero", "{}", "zero", "novel", 0, 0, 10)
-    [(cell, df, err)] = list(SerialExecutor().run([bad], tmp_path))
+    [(cell, df, err)] = list(SerialExecutor(work=run_cell).run([bad], tmp_path))
     assert cell is bad and df is None and "no-such-suite" in err

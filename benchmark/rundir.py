@@ -1,0 +1,371 @@
+"""The run directory: checksummed cell files with their provenance, atomic writes, the lock.
+
+A cell file ``RUN/cells/<key>.csv`` is one header line and the cell's rows as CSV::
+
+    # triadbench-cell {"format": 2, "key": ..., "rows": N, "provenance": {...}, "sha256": ...}
+    suite,split,predictor,...
+
+``sha256`` covers the rest of the header and the body, so a file cut short (even at a line
+boundary), reduced to its header, holding another cell's content, or garbled is detected by
+:func:`read_cell` and reported by name. Neither the runner nor the executors own this module's
+state: both import it, and it imports neither (no import cycle).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+CELL_FORMAT = 2
+HEADER_PREFIX = "# triadbench-cell "
+LOCK_NAME = ".lock"
+TEXT_COLUMNS = {"task_id": str, "episode_id": str, "error": str, "prediction": str,
+                "episode_hash": str}
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be written (read-only, full, locked): the run stops at once."""
+
+
+class RunDirBusy(RunDirError):
+    """Another ``triadbench run`` holds the lock on this run directory."""
+
+
+class DamagedCell(ValueError):
+    """A cell file that fails its checksum, its key or its format; it is recomputed."""
+
+
+class MergeError(ValueError):
+    """Two runs disagree on rows that share an id (different episodes or parameters)."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _write_text(path: Path, text: str) -> None:
+    """The one low-level write (tests replace it to simulate a full or read-only disk)."""
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename; on failure remove the
+    temporary file and raise :class:`RunDirError` naming ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _write_text(tmp, text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise RunDirError(f"{path}: cannot write ({exc.strerror or exc}); the run stopped here. "
+                          "Finished cells are kept: make room or fix the permissions, then rerun "
+                          "the same command to resume") from None
+
+
+def remove_temporary(out: Path) -> list[Path]:
+    """Delete the ``.*.tmp`` files a killed or failed invocation left (call with the lock held)."""
+    removed = []
+    for folder in (Path(out), Path(out) / "cells"):
+        if not folder.is_dir():
+            continue
+        for p in folder.glob(".*.tmp"):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def prepare(out: Path) -> None:
+    """Create ``out/cells``, failing with one message naming the folder if that is impossible."""
+    folder = Path(out) / "cells"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{folder}: cannot create the run directory ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise RunDirError(f"{folder}: the run directory is not writable")
+
+
+# -- cell files -------------------------------------------------------------------------------
+def cell_path(out: Path, cell: Any) -> Path:
+    return Path(out) / "cells" / f"{cell.key}.csv"
+
+
+def _digest(meta: dict, body: str) -> str:
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    h.update(b"\n")
+    h.update(body.encode())
+    return h.hexdigest()
+
+
+def encode_cell(cell: Any, df: pd.DataFrame, provenance: dict | None = None) -> str:
+    """A cell file's text: the checksummed header line, then the rows as CSV."""
+    body = df.to_csv(index=False)
+    meta = {"format": CELL_FORMAT, "key": cell.key, "rows": int(len(df)),
+            "provenance": provenance if provenance is not None else cell_provenance(cell)}
+    meta["sha256"] = _digest(meta, body)
+    return HEADER_PREFIX + json.dumps(meta, sort_keys=True, default=str) + "\n" + body
+
+
+def cell_provenance(cell: Any) -> dict:
+    """The provenance a cell carries (``Cell.provenance``, canonical JSON), as a dict."""
+    text = getattr(cell, "provenance", "") or ""
+    return json.loads(text) if text else {}
+
+
+def write_cell(out: Path, cell: Any, df: pd.DataFrame, provenance: dict | None = None) -> None:
+    write_atomic(cell_path(out, cell), encode_cell(cell, df, provenance))
+
+
+def read_header(path: Path) -> dict:
+    """The header of a cell file without checking the body (cheap); raises :class:`DamagedCell`."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 20)
+        line = first.decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedCell(f"{path}: unreadable ({exc})") from None
+    return _parse_header(path, line)
+
+
+def _parse_header(path: Path, line: str) -> dict:
+    if not line.startswith(HEADER_PREFIX):
+        raise DamagedCell(f"{path}: no triadbench cell header (damaged, or written by an older "
+                          "triadbench without a provenance record)")
+    try:
+        meta = json.loads(line[len(HEADER_PREFIX):])
+    except json.JSONDecodeError:
+        raise DamagedCell(f"{path}: garbled cell header") from None
+    if not isinstance(meta, dict) or not {"key", "rows", "sha256", "provenance"} <= set(meta):
+        raise DamagedCell(f"{path}: incomplete cell header")
+    return meta
+
+
+def read_cell_file(path: Path, key: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """(header, rows) of a cell file, after checking its checksum, key and row count."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedCell(f"{path}: unreadable ({exc})") from None
+    line, sep, body = text.partition("\n")
+    meta = _parse_header(path, line + sep)
+    if key is not None and meta["key"] != key:
+        raise DamagedCell(f"{path}: holds cell {meta['key']}, not {key}")
+    if path.stem != meta["key"]:
+        raise DamagedCell(f"{path}: holds cell {meta['key']}, not {path.stem}")
+    claimed = meta.pop("sha256")
+    if _digest(meta, body) != claimed:
+        raise DamagedCell(f"{path}: checksum mismatch (the file was cut short or changed)")
+    meta["sha256"] = claimed
+    try:
+        df = pd.read_csv(io.StringIO(body), keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DamagedCell(f"{path}: rows unreadable ({exc})") from None
+    if len(df) != meta["rows"]:
+        raise DamagedCell(f"{path}: {len(df)} rows, the header says {meta['rows']}")
+    return meta, df
+
+
+def read_cell(out: Path, cell: Any) -> pd.DataFrame:
+    """A finished cell's rows, with the text columns kept as text (checked; see :func:`read_cell_file`)."""
+    return read_cell_file(cell_path(out, cell), cell.key)[1]
+
+
+def provenance_difference(stored: dict, expected: dict) -> str | None:
+    """Why a stored cell's provenance does not match what would produce it now (None: it matches).
+
+    Only the fields that decide the numbers are compared (see ``provenance.COMPARED``);
+    the package version and the commit are recorded, not compared.
+    """
+    from benchmark.provenance import COMPARED
+
+    for field in COMPARED:
+        a, b = stored.get(field), expected.get(field)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return f"{field} changed ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
+        return f"{field} changed"
+    return None
+
+
+def check_cells(out: Path, cells: Sequence[Any]) -> tuple[list[Any], dict[str, list[str]], list[str]]:
+    """Sort planned cells into pending ones; return (pending, stale reasons, damaged files).
+
+    A cell is pending when its file is missing, damaged (reported by name, then removed) or
+    carries a provenance other than the cell's (code, data or parameters changed).
+    """
+    pending, stale, damaged = [], {}, []
+    for cell in cells:
+        path = cell_path(out, cell)
+        if not path.exists():
+            pending.append(cell)
+            continue
+        try:
+            meta, _ = read_cell_file(path, cell.key)
+        except DamagedCell as exc:
+            damaged.append(str(exc))
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            pending.append(cell)
+            continue
+        why = provenance_difference(meta.get("provenance", {}), cell_provenance(cell))
+        if why:
+            stale.setdefault(why, []).append(cell.key)
+            pending.append(cell)
+    return pending, stale, damaged
+
+
+def describe_redo(stale: dict[str, list[str]], damaged: list[str], stream: Any = None) -> None:
+    """Print how many cells are redone and why (one line per reason)."""
+    stream = stream or sys.stderr
+    n = sum(map(len, stale.values()))
+    if n:
+        print(f"redoing {n} cell(s) whose provenance changed:", file=stream)
+        for why, keys in sorted(stale.items(), key=lambda kv: -len(kv[1])):
+            print(f"  {len(keys)} cell(s): {why}", file=stream)
+    if damaged:
+        print(f"recomputing {len(damaged)} damaged cell file(s):", file=stream)
+        for msg in damaged[:20]:
+            print(f"  {msg}", file=stream)
+        if len(damaged) > 20:
+            print(f"  ... and {len(damaged) - 20} more", file=stream)
+
+
+# -- the lock ---------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive ``flock`` on ``RUN/.lock`` for one ``triadbench run`` at a time.
+
+    Without ``wait`` a second run refuses at once, naming the holder; with ``wait`` it blocks
+    until the first run ends. The kernel drops the lock when its process dies, however it dies.
+    """
+
+    def __init__(self, out: Path, wait: bool = False, stream: Any = None) -> None:
+        self.path = Path(out) / LOCK_NAME
+        self.wait = wait
+        self.stream = stream or sys.stderr
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: cannot create the run directory's lock file "
+                              f"({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)
+                raise RunDirError(f"{self.path}: cannot lock ({exc.strerror or exc})") from None
+            holder = self._holder()
+            if not self.wait:
+                os.close(fd)
+                raise RunDirBusy(f"{self.path.parent}: another triadbench run is using this run "
+                                 f"directory ({holder}); wait for it to finish, choose another "
+                                 "--out, or pass --wait to queue behind it") from None
+            print(f"waiting for the other run on {self.path.parent} ({holder}) to finish ...",
+                  file=self.stream)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self.fd = fd
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        except OSError as exc:
+            self.__exit__()
+            raise RunDirError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        return self
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+            return f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}"
+        except (OSError, ValueError):
+            return "holder unknown"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+# -- merging runs -----------------------------------------------------------------------------
+#: what identifies one scored episode of one predictor label across runs
+MERGE_KEY = ["suite", "suite_config", "predictor", "split", "shots", "seed", "episode_id", "task_id"]
+
+
+def merge_runs(frames: Sequence[pd.DataFrame], runs: Iterable[str]) -> pd.DataFrame:
+    """Concatenate runs' rows; rows with the same id in two runs must agree, else refuse.
+
+    Rows agree when their predictor parameters and (where both runs recorded it) their episode
+    content hash are equal; agreeing duplicates are kept once (the first run's). Rows whose ids
+    match but whose content or parameters differ raise :class:`MergeError` naming both runs:
+    give the predictors distinct labels, or merge runs made with the same settings.
+    """
+    runs = [str(r) for r in runs]
+    tagged = []
+    for r, df in zip(runs, frames):
+        df = df.copy()
+        df["run"] = r
+        tagged.append(df)
+    df = pd.concat(tagged, ignore_index=True) if tagged else pd.DataFrame()
+    if df.empty or len(runs) < 2:
+        return df.drop_duplicates(_present(df, MERGE_KEY + ["status"]), keep="first").reset_index(drop=True)
+    key = _present(df, MERGE_KEY)
+    for col in ("predictor_params", "episode_hash"):
+        if col not in df:
+            continue
+        sub = df[df[col].astype(str) != ""] if col == "episode_hash" else df
+        ok = sub[sub.get("status", "ok").astype(str) != "skipped"] if "status" in sub else sub
+        firsts = ok.drop_duplicates(key + ["run"])
+        counts = firsts.groupby(key, dropna=False)[col].nunique(dropna=False)
+        bad = counts[counts > 1]
+        if len(bad):
+            ident = bad.index[0]
+            ident = ident if isinstance(ident, tuple) else (ident,)
+            mask = pd.Series(True, index=firsts.index)
+            for k, v in zip(key, ident):
+                mask &= firsts[k] == v
+            clash = firsts[mask]
+            a, b = clash.iloc[0], clash[clash[col] != clash.iloc[0][col]].iloc[0]
+            what = ("predictor parameters" if col == "predictor_params"
+                    else "episode content (the runs drew different episodes under one id, "
+                         "e.g. different --episodes with an older triadbench, or changed code)")
+            where = ", ".join(f"{k}={v}" for k, v in zip(key, ident) if k != "suite_config")
+            raise MergeError(f"runs {a['run']} and {b['run']} disagree on {len(bad)} row id(s), "
+                             f"first {where}: different {what}"
+                             + (f" ({a[col]} vs {b[col]})" if col == "predictor_params" else "")
+                             + "; give the predictors distinct labels in the configs, or merge "
+                               "runs made with the same settings")
+    return df.drop_duplicates(_present(df, MERGE_KEY + ["status"]), keep="first").reset_index(drop=True)
+
+
+def _present(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    return [c for c in cols if c in df.columns]
