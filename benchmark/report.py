@@ -14,13 +14,17 @@ import html
 import json
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from benchmark import figures as F
 from benchmark import tables as T
+from benchmark.answer import RULES, answer_rows, rows_frame
+from benchmark.stats import ALPHA, MIN_UNITS
 from benchmark.verdict import fmt, verdicts
 
 #: suite name -> ``fn(results: DataFrame, out_dir: Path) -> list of paths or (path, caption)``
@@ -80,18 +84,6 @@ def _predictor_order(df: pd.DataFrame) -> list[str]:
     return meta.sort_values(["r", "predictor"])["predictor"].tolist()
 
 
-def _steps_note(cards: pd.DataFrame) -> str:
-    if cards.empty:
-        return ("Training steps of the in-context checkpoints: no checkpoint cards found under "
-                "data/checkpoints/linear-regression, so they are unknown.")
-    parts = []
-    for _, c in cards.sort_values("pool_size", key=lambda s: s.map(T.pool_value)).iterrows():
-        wall = f", {float(c['wall_seconds']) / 60:.0f} min" if pd.notna(c["wall_seconds"]) else ""
-        parts.append(f"M={c['pool_size']}: {c['steps']} steps{wall}")
-    return ("Training of the in-context checkpoints: " + "; ".join(parts) + ". Short training makes "
-            "models look ridge-like, so where the transition happens depends on these budgets.")
-
-
 def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
     items = []
     for suite in suite_order(df):
@@ -115,6 +107,107 @@ def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
 def suite_order(df: pd.DataFrame) -> list[str]:
     """Suites in the order they first appear in the results (the order of the run's config)."""
     return list(dict.fromkeys(df["suite"]))
+
+
+@dataclass
+class Section:
+    """A report section: figures, plain-text paragraphs and notes, and optional trusted HTML.
+
+    Suites contribute sections through :func:`register_section` or a ``report_sections`` method;
+    the core adds its own (verdicts, curves, triad map, leaderboards, families, gallery, provenance).
+    """
+
+    id: str
+    title: str
+    figures: list = field(default_factory=list)
+    paragraphs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    html: str = ""
+    markdown: str = ""
+    suite: str = ""
+    css_class: str = ""
+
+
+@dataclass
+class SectionContext:
+    """What a section provider may use: where to write, the suite's metric and its colours."""
+
+    out: Path
+    fig_dir: Path
+    tab_dir: Path
+    metric: str
+    styler: Any
+    all_results: pd.DataFrame
+
+
+#: suite name -> ``fn(results: DataFrame, ctx: SectionContext) -> list[Section]``
+SECTIONS: dict[str, Callable[[pd.DataFrame, SectionContext], list]] = {}
+#: built-in section providers, imported only when a report holds that suite
+BUILTIN_SECTIONS = {"linear-regression": "benchmark.suites.linear_regression_report:report_sections"}
+
+
+def register_section(suite: str) -> Callable:
+    """Decorator: ``@register_section("my-suite")`` adds a function returning report sections.
+
+    Example
+    -------
+    >>> @register_section("my-suite")
+    ... def my_sections(results, ctx):
+    ...     return [Section("my-suite-extra", "My analysis", paragraphs=["..."])]
+    >>> "my-suite" in SECTIONS
+    True
+    """
+
+    def deco(fn: Callable) -> Callable:
+        SECTIONS[suite] = fn
+        return fn
+
+    return deco
+
+
+def section_hook(suite: str) -> Callable | None:
+    """The registered section provider of a suite, else a built-in one, else the suite class's
+    ``report_sections`` (a staticmethod or classmethod), else None."""
+    if suite in SECTIONS:
+        return SECTIONS[suite]
+    if suite in BUILTIN_SECTIONS:
+        import importlib
+
+        mod, fn = BUILTIN_SECTIONS[suite].split(":")
+        try:
+            return getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError):
+            pass
+    try:
+        from benchmark.registry import suite_class
+
+        fn = getattr(suite_class(suite), "report_sections", None)
+    except Exception:
+        return None
+    return fn if callable(fn) else None
+
+
+def suite_sections(df: pd.DataFrame, out: Path, metrics: dict, stylers: dict) -> list[Section]:
+    """Every suite's contributed sections, in the run's suite order; a provider that raises is
+    reported as a note and does not stop the report."""
+    found: list[Section] = []
+    for suite in suite_order(df):
+        fn = section_hook(suite)
+        if fn is None:
+            continue
+        ctx = SectionContext(out, out / "figures", out / "tables", metrics[suite], stylers[suite], df)
+        try:
+            got = fn(df[df["suite"] == suite].copy(), ctx) or []
+        except Exception as exc:
+            warnings.warn(f"report sections of suite {suite!r} failed: {type(exc).__name__}: {exc}")
+            got = [Section(f"{F.slug(suite)}-failed", f"{suite}: analysis",
+                           notes=[f"the suite's report section failed ({type(exc).__name__}: {exc})"])]
+        for sec in got:
+            sec.suite = sec.suite or suite
+            if any(x.id == sec.id for x in found):
+                sec.id = f"{sec.id}-{F.slug(suite)}"
+            found.append(sec)
+    return found
 
 
 def build_report(runs: Sequence[Path], out: Path) -> Path:
@@ -144,36 +237,16 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     gains.to_csv(tab_dir / "novel_gain.csv", index=False)
     points = T.triad_points(df, gains)
     points.to_csv(tab_dir / "triad_points.csv", index=False)
+    rows = answer_rows(df, lb, gains)
+    rows_frame(rows).to_csv(tab_dir / "answer.csv", index=False)
 
-    figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "transition": [], "triad_map": []}
+    figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "triad_map": []}
     for suite in suite_order(df):
         for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
             f = F.score_vs_shots(curves, suite, setting, metrics[suite], stylers[suite], fig_dir)
             if f:
                 figs["score_vs_shots"].append(f)
-    cards = T.checkpoint_cards("linear-regression")
-    if len(cards):
-        cards.to_csv(tab_dir / "checkpoints.csv", index=False)
-    notes: list[str] = []
-    for suite in suite_order(df):
-        trans = T.transition(df, suite)
-        if trans.empty:
-            continue
-        note = _steps_note(cards) if suite == "linear-regression" else ""
-        f = F.transition(trans, suite, metrics[suite], stylers[suite], fig_dir, note)
-        if f:
-            figs["transition"].append(f)
-        subject = "icl-transformer" if "icl-transformer" in set(df["predictor"]) else None
-        dist = T.prediction_distance(df, suite, subject) if subject else pd.DataFrame()
-        f = F.distance(dist, suite, fig_dir, note)
-        if f:
-            figs["transition"].append(f)
-        elif subject is None:
-            notes.append(f"{suite}: no icl-transformer results, so the distance-to-dMMSE/ridge "
-                         "comparison is not drawn.")
-        else:
-            notes.append(f"{suite}: icl-transformer has no scored episodes shared with template-dmmse "
-                         "or ridge, so the distance comparison is not drawn.")
+    contributed = suite_sections(df, out, metrics, stylers)
     for suite in [x for x in suite_order(df) if x in set(points["suite"])]:
         f = F.triad_map(points, suite, stylers[suite], fig_dir)
         if f:
@@ -182,25 +255,42 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     if len(verdict) and "suite" in verdict:  # suites in the order the runs list them
         rank = {x: i for i, x in enumerate(suite_order(df))}
         verdict = verdict.sort_values("suite", key=lambda c: c.map(rank), kind="stable")
+        verdict = _beyond_from_answer(verdict, rows)
     verdict.to_csv(tab_dir / "verdict.csv", index=False)
     gallery = _gallery(df, out)
     na = T.not_applicable(df, manifests)
     elapsed = time.perf_counter() - t0
 
-    page = render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out, elapsed)
+    sections = core_sections(df, manifests, lb, fam, verdict, figs, contributed, gallery, na, out)
+    view = answer_view(rows, metrics)
+    page = render_html(df, manifests, view, sections, out, elapsed)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
-    (out / "summary.md").write_text(render_markdown(df, manifests, lb, verdict, figs, na, out),
+    (out / "summary.md").write_text(render_markdown(manifests, view, sections, lb, figs, contributed, out),
                                     encoding="utf-8")
     return path
 
 
+def _beyond_from_answer(verdict: pd.DataFrame, rows: list) -> pd.DataFrame:
+    """The verdict's "learns beyond templates" column, from the answer's Holm-corrected rule."""
+    word = {"R5": "no", "R6": "no: indistinguishable from template selection", "R8": "yes", "R9": "yes",
+            "R10": "yes", "R2": "no: not even above the floor", "R4": "not tested: no template scored"}
+    by = {(r.suite, r.setting, r.predictor): r for r in rows}
+    out = verdict.copy()
+    for i, v in out.iterrows():
+        r = by.get((v["suite"], v["setting"], v["predictor"]))
+        if r is not None:
+            out.at[i, "beyond_templates"] = word.get(r.rule, "cannot decide") + f" (answer rule {r.rule})"
+    return out
+
+
 # -- rendering --------------------------------------------------------------------------------
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1250px;margin:0 auto;
-padding:1.5em;color:#222;line-height:1.45}
-h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-nav a{margin-right:1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1360px;margin:0 auto;
+padding:.8em 1.2em;color:#222;line-height:1.4}
+h1{margin:.1em 0 .1em;font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+header .meta{margin:.1em 0 .3em;color:#555;font-size:.9em}
+nav{font-size:.9em}nav a{margin-right:1em}
 table{border-collapse:collapse;font-size:.86em;margin:.5em 0 1.2em}
 th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
@@ -210,6 +300,26 @@ figcaption{font-size:.9em;color:#444;max-width:1000px}
 .verdict p{margin:.35em 0}.note{color:#7a4b00}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 details{margin:.4em 0}summary{cursor:pointer}
+#answer h2{margin-top:.6em}#answer h3{margin:.7em 0 .2em;font-size:1.05em}
+#answer .unit{font-weight:normal;color:#666;font-size:.85em}
+.lede{margin:.2em 0 .4em;font-size:.92em;max-width:1300px}
+.answer-table{font-size:12px;width:100%;table-layout:auto;margin:.2em 0 .6em}
+.answer-table th{font-size:11.5px;vertical-align:bottom;text-align:left;padding:.2em .35em}
+.answer-table td{padding:.2em .35em;text-align:left;white-space:normal}
+.answer-table td div{white-space:nowrap}
+.answer-table td div.sub{color:#555;font-size:10.5px;white-space:normal}
+.answer-table td{max-width:9em}
+.answer-table td.yes{background:#e3f4e1}.answer-table td.no{background:#fbe1df}
+.answer-table td.open{background:#f1f1f1}.answer-table td.na{color:#888}
+.answer-table td.few{background:repeating-linear-gradient(135deg,#f6f6f6 0 6px,#ececec 6px 12px);color:#555}
+.answer-table td.concl{min-width:12em;max-width:17em;white-space:normal;font-size:12px}
+.answer-table tr.first td{border-top:2px solid #bbb}
+.answer-table th{max-width:8em}
+.answer-table td.concl.strong{font-weight:600;background:#fff4d6}
+.answer-table td.concl.tmpl{background:#ece6f6}.answer-table td.concl.warn{background:#fbe1df}
+.answer-table td.concl.weak{color:#444}
+.answer-table .rule{color:#888;font-size:10px;font-weight:normal}
+.legend{font-size:.8em;color:#555;max-width:1300px}
 """
 
 
@@ -239,11 +349,9 @@ def _rel(path: Path, out: Path) -> str:
         return Path(path).resolve().as_uri()
 
 
-def _figure_html(f: F.Figure, out: Path) -> str:
-    return (f'<figure id="{_e(f.png.stem)}"><img alt="{_e(f.title)}" src="{_img(f.png)}">'
-            f"<figcaption><b>{_e(f.title)}.</b> {_e(f.caption)} "
-            f'Data: <a href="{_rel(f.csv, out)}">{_e(f.csv.name)}</a> · '
-            f'<a href="{_rel(f.svg, out)}">SVG</a> · <a href="{_rel(f.png, out)}">PNG</a></figcaption></figure>')
+def _figure_view(f: F.Figure, out: Path) -> dict:
+    return {"id": f.png.stem, "title": f.title, "caption": f.caption, "src": _img(f.png),
+            "csv": _rel(f.csv, out), "csv_name": f.csv.name, "svg": _rel(f.svg, out), "png": _rel(f.png, out)}
 
 
 def _table(df: pd.DataFrame, left: Sequence[str] = ()) -> str:
@@ -256,14 +364,24 @@ def _table(df: pd.DataFrame, left: Sequence[str] = ()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _md_table(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(x).replace("|", "/") for x in r.values) + " |")
+    return "\n".join(lines)
+
+
 def _verdict_cell(r: pd.Series, key: str, better: str, worse: str) -> str:
     if f"{key}_decision" not in r or pd.isna(r.get(f"{key}_decision")):
         return "no shared episodes" if key != "gain" else "one shot count only"
     d, m, lo, hi = r[f"{key}_decision"], r[f"{key}_diff" if key != "gain" else "gain"], r[f"{key}_lo"], r[f"{key}_hi"]
+    n = r.get(f"{key}_n")
     if d == 0 and lo == 0 and hi == 0:
         return "no change: every paired difference is 0"
+    if pd.notna(n) and n < MIN_UNITS:
+        return f"too few (n={int(n)}): {fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
     word = better if d > 0 else worse if d < 0 else "cannot decide"
-    return f"{word}: {fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+    return f"{word}: {fmt(m)} [{fmt(lo)}, {fmt(hi)}]" + (f" n={int(n)}" if pd.notna(n) else "")
 
 
 def verdict_view(g: pd.DataFrame) -> pd.DataFrame:
@@ -275,9 +393,10 @@ def verdict_view(g: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "predictor": r["predictor"], "family": r["family"],
             "weights at runtime": "updated" if r["updates_weights"] in (True, "True") else "frozen",
-            "learns from demonstrations (novel; gain fewest -> most shots)": _verdict_cell(r, "gain", "yes", "gets worse"),
-            "vs best template": "none scored" if not vt else f"{vt}: " + (
+            "improves with demonstrations (novel; gain fewest -> most shots)": _verdict_cell(r, "gain", "yes", "gets worse"),
+            "vs best template (novel)": "none scored" if not vt else f"{vt}: " + (
                 "(itself)" if vt == r["predictor"] else _verdict_cell(r, "vs_template", "better", "worse")),
+            "learns beyond templates": r.get("beyond_templates", ""),
             "vs reference learner": "none scored" if not vr else f"{vr}: " + (
                 "(itself)" if vr == r["predictor"] else _verdict_cell(r, "vs_reference", "better", "worse")),
         })
@@ -291,47 +410,162 @@ def leaderboard_view(g: pd.DataFrame) -> pd.DataFrame:
         if r["status"] == "not applicable":
             rows.append({"predictor": r["predictor"], "family": r.get("family", ""),
                          "updates weights": "yes" if r.get("updates_weights") is True else "no",
-                         "mean over shots >= 1 [95% CI]": f"n/a: {r['reason']}", "episodes": "",
-                         "at max shot [95% CI]": "n/a", "n": "", "errors": "", "skipped": ""})
+                         "shots averaged": "", "mean over those shots [95% CI]": f"n/a: {r['reason']}",
+                         "n (units)": "", "median": "", "at max shot [95% CI]": "n/a", "n": "",
+                         "errors": "", "skipped": ""})
             continue
         ms = "" if pd.isna(r["max_shot"]) else f" (k={int(r['max_shot'])})"
+        units = _int(r["n_shots_ge1"])
+        if pd.notna(r.get("units_shots_ge1")) and r.get("unit") == "tasks":
+            units += f" ({_int(r['units_shots_ge1'])} tasks)"
+        heavy = bool(r.get("heavy_tailed")) if pd.notna(r.get("heavy_tailed")) else False
         rows.append({"predictor": r["predictor"], "family": r["family"],
                      "updates weights": "yes" if r["updates_weights"] is True else "no",
-                     "mean over shots >= 1 [95% CI]": _ci(r["mean_shots_ge1"], r["lo_shots_ge1"], r["hi_shots_ge1"]),
-                     "episodes": _int(r["n_shots_ge1"]),
+                     "shots averaged": r.get("shots_used", ""),
+                     "mean over those shots [95% CI]": _ci(r["mean_shots_ge1"], r["lo_shots_ge1"], r["hi_shots_ge1"]),
+                     "n (units)": units,
+                     "median": (fmt(r["median_shots_ge1"]) + (" (heavy tail)" if heavy else ""))
+                     if pd.notna(r.get("median_shots_ge1")) else "",
                      "at max shot [95% CI]": _ci(r["mean_max_shot"], r["lo_max_shot"], r["hi_max_shot"]) + ms,
                      "n": _int(r["n_max_shot"]), "errors": _int(r["errors"]), "skipped": _int(r["skipped"])})
     return pd.DataFrame(rows)
 
 
-def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: Path,
-                elapsed: float) -> str:
-    """The whole page; images are embedded, so the file opens offline on its own."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>triadbench report</title>"
-             f"<style>{CSS}</style></head><body>"]
-    suites = suite_order(df)
-    n_ok = int((df["status"] == "ok").sum())
-    parts.append(f"<h1>triadbench report</h1><p>{len(manifests)} run(s), suite(s): {_e(', '.join(suites))}; "
-                 f"{n_ok} scored episodes, {int((df['status'] == 'error').sum())} errors, "
-                 f"{int((df['status'] == 'skipped').sum())} skipped rows. Built in {elapsed:.1f} s.</p>")
-    sections = [("verdict", "Verdict"), ("curves", "Score vs demonstrations")]
-    if figs["transition"]:
-        sections.append(("transition", "Pool-size transition"))
-    sections += [("triad", "Triad map"), ("leaderboard", "Leaderboards"), ("families", "Families")]
-    if gallery:
-        sections.append(("gallery", "Gallery"))
-    sections.append(("provenance", "Provenance"))
-    parts.append("<nav>" + "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t in sections) + "</nav>")
+# -- the answer -------------------------------------------------------------------------------
+ANSWER_HEADERS = [
+    ("setting", "l", "suite setting (a pool size, a task kind ...)"),
+    ("system", "l", "the in-context or fine-tuned predictor"),
+    ("conclusion", "l", "the first rule of docs/report.md that applies (rule id at the end)"),
+    ("Leg 1: novel score", "", "its mean on novel tasks over its shots >= 1 [95% CI], n independent units"),
+    ("Leg 1: vs floor", "", "paired difference with the best lookup/zero predictor on novel tasks; + = better"),
+    ("vs reference learner", "", "paired difference with the reference learner (ridge, or the best reference); + = better"),
+    ("lookup? memorization gap", "", "memorized minus novel (+ = better on memorized episodes; "
+                                     "large and not above the floor = lookup)"),
+    ("vs best template: novel", "", "paired difference with the best template-family predictor on novel tasks; + = better"),
+    ("vs best template: out of the pool's reach", "", "paired difference with the best template on splits or "
+                                                      "tasks the templates cannot reach (ood, novel-orthogonal, "
+                                                      "suite-marked); + = better"),
+    ("closer to", "", "Raventós-style: per episode, distance to the best template minus distance to the reference "
+                      "learner (+ = closer to the learner)"),
+    ("improves with demos", "", "paired gain from the fewest to the most shots on novel tasks "
+                               "(template selectors improve too: this alone is not learning)"),
+    ("Leg 3: weights", "l", "declared by the predictor; verified when its parameters were hashed "
+                            "before and after predict"),
+]
 
-    # verdict
-    parts.append('<section id="verdict" class="verdict"><h2>Verdict</h2>'
-                 "<p>Each sentence is computed from the results: an effect is claimed only where its "
-                 "95% bootstrap interval excludes zero; otherwise the data cannot decide.</p>")
+
+def _f2(x: float) -> str:
+    """Two significant figures: the answer's cells are narrow."""
+    return "n/a" if pd.isna(x) else f"{x:.2g}"
+
+
+def _signed(x: float) -> str:
+    return "n/a" if pd.isna(x) else ("+" if x > 0 else "") + fmt(x)
+
+
+def _claim_cell(c, label_better: str = "", label_worse: str = "", show_other: bool = True) -> dict:
+    """A claim as a table cell: decision and effect, [CI], n and what it was compared with,
+    coloured by the decision."""
+    if c is None:
+        return {"parts": [{"text": "—"}], "cls": "na", "title": "", "md": "—"}
+    if not c.measured:
+        return {"parts": [{"text": c.note or "not measured", "sub": True}], "cls": "na", "title": "", "md": c.note or "—"}
+    unit = " tasks" if c.unit == "tasks" else ""
+    ci = f"[{_f2(c.lo)}, {_f2(c.hi)}]"
+    sub = f"n={c.n}{unit}" + (f" · {c.other}" if show_other and c.other else "")
+    lead = ""
+    if c.key.startswith("unreachable"):
+        lead = f"{c.split}: "
+    title = (f"p={c.p:.2g}, Holm-adjusted p={c.p_holm:.2g}" if np.isfinite(c.p_holm) else "not tested")
+    if not c.tested:
+        from benchmark.answer import too_few
+
+        word, cls = ("too few", "few") if c.n < MIN_UNITS else ("undecided", "open")
+        title = too_few(c) if c.n < MIN_UNITS else title
+    elif c.decision > 0:
+        word, cls = label_better or "better", "yes"
+    elif c.decision < 0:
+        word, cls = label_worse or "worse", "no"
+    else:
+        word, cls = "undecided", "open"
+        if np.isfinite(c.more_needed):
+            title += f"; needs about {int(c.more_needed)} more {c.unit}"
+    parts = ([{"text": lead.rstrip(": "), "sub": True}] if lead else []) + [
+        {"text": f"{word} {_signed2(c.mean)}"}, {"text": ci}, {"text": sub, "sub": True}]
+    return {"parts": parts, "cls": cls, "title": title, "md": f"{lead}{word} {_signed2(c.mean)} {ci} {sub}"}
+
+
+def _short_shots(label: str) -> str:
+    """``1,2,4,8,12,16`` -> ``1..16 (6)``: the answer's cells are narrow."""
+    parts = [p for p in str(label).split(",") if p]
+    return f"{parts[0]}..{parts[-1]} ({len(parts)})" if len(parts) > 3 else str(label)
+
+
+def _signed2(x: float) -> str:
+    return "n/a" if pd.isna(x) else ("+" if x > 0 else "") + _f2(x)
+
+
+def _multi(cells: list) -> dict:
+    if not cells:
+        return {"parts": [{"text": "no such split scored", "sub": True}], "cls": "na", "title": "",
+                "md": "no such split scored"}
+    views = [_claim_cell(c) for c in cells]
+    order = {"no": 0, "few": 1, "open": 2, "na": 3, "yes": 4}
+    return {"parts": [p for v in views for p in v["parts"]], "cls": min((v["cls"] for v in views), key=order.get),
+            "title": "; ".join(v["title"] for v in views if v["title"]), "md": "; ".join(v["md"] for v in views)}
+
+
+def answer_view(rows: list, metrics: dict) -> dict:
+    """What the answer templates show: one table per suite, one row per setting and system."""
+    n_tests = getattr(rows[0], "n_tests", 0) if rows else 0
+    tables: dict[str, dict] = {}
+    for r in rows:
+        t = tables.setdefault(r.suite, {"suite": r.suite, "metric": T.metric_label(r.suite, metrics.get(r.suite, "score")),
+                                        "rows": []})
+        nv = r.novel
+        novel = {"parts": [{"text": f"{_f2(nv.mean)}"}, {"text": f"[{_f2(nv.lo)}, {_f2(nv.hi)}]"},
+                           {"text": f"n={nv.n}{' tasks' if nv.unit == 'tasks' else ''} · shots {_short_shots(nv.shots)}", "sub": True}],
+                 "cls": "few" if nv.n < MIN_UNITS else "", "title": "", "md": f"{fmt(nv.mean)} [{fmt(nv.lo)}, {fmt(nv.hi)}] n={nv.n}"}
+        dist = _claim_cell(r.cells["distance"], "learner", "template", show_other=False)
+        leg3_cls = {"verified": "yes", "changed": "no"}.get(r.leg3_status, "")
+        cells = [novel, _claim_cell(r.cells["floor"]), _claim_cell(r.cells["reference"]),
+                 _claim_cell(r.cells["gap"], "better on memorized", "better on novel", show_other=False),
+                 _claim_cell(r.cells["template"]), _multi(r.unreachable), dist,
+                 _claim_cell(r.cells["gain"], "yes", "gets worse", show_other=False),
+                 {"parts": [{"text": "updates weights" if r.updates_weights else "frozen"},
+                            {"text": r.leg3, "sub": True}], "cls": leg3_cls + " l", "title": "", "md": r.leg3}]
+        concl_cls = {"R8": "strong", "R9": "warn", "R10": "strong", "R5": "tmpl", "R6": "tmpl"}.get(r.rule, "weak")
+        shown = (r.setting or "(all)").replace("=", "=\u200b")
+        same = bool(t["rows"]) and t["rows"][-1]["_setting"] == shown
+        t["rows"].append({"setting": "" if same else shown, "_setting": shown, "predictor": r.predictor,
+                          "family": f"{r.family}, {'updates weights' if r.updates_weights else 'frozen'}",
+                          "cells": cells, "conclusion": r.conclusion, "rule": r.rule, "concl_cls": concl_cls})
+    lede = (f"Per in-context or fine-tuned system: does it do well on novel tasks (leg 1), is it lookup or "
+            f"template selection, does it learn at runtime with frozen weights (leg 3)? Cells: paired "
+            f"difference (+ = better for the system) [95% CI], n independent units. Decided only with "
+            f"n ≥ {MIN_UNITS} and Holm-adjusted p < {ALPHA} over the {n_tests} claims tested.")
+    legend = ("Colours: green = decided better (or verified), red = decided worse, grey = undecided, "
+              f"hatched = too few units (< {MIN_UNITS}). Hover a cell for its p-values and the units a "
+              "decision would need. Rules: " + " ".join(f"{k}: {v}" for k, v in RULES)
+              + " Full numbers: tables/answer.csv.")
+    headers = [{"text": h, "cls": c, "title": t} for h, c, t in ANSWER_HEADERS]
+    return {"tables": list(tables.values()), "headers": headers, "lede": lede, "legend": legend,
+            "n_tests": n_tests, "empty": "No in-context or fine-tuned predictor was scored on novel tasks, "
+                                         "so there is nothing to answer."}
+
+
+# -- the page ---------------------------------------------------------------------------------
+def core_sections(df, manifests, lb, fam, verdict, figs, contributed, gallery, na, out: Path) -> list[Section]:
+    """The generic sections, with the suites' own sections after the score-vs-shots curves."""
+    secs: list[Section] = []
+    # per-setting verdicts
+    parts, md = [], []
     if verdict.empty:
         parts.append("<p>No predictor was scored on novel tasks, so there is nothing to conclude.</p>")
     for (suite, setting), g in verdict.groupby(["suite", "setting"], sort=False):
-        parts.append(f"<h3>{_e(suite)}{' (' + _e(setting) + ')' if setting else ''}</h3>")
-        parts.append(_table(verdict_view(g), left=tuple(verdict_view(g).columns)))
+        head = f"{suite}{' (' + setting + ')' if setting else ''}"
+        view = verdict_view(g)
+        parts.append(f"<h3>{_e(head)}</h3>" + _table(view, left=tuple(view.columns)))
         sentences = []
         for t in g["text"]:
             t = _e(t)
@@ -340,72 +574,107 @@ def render_html(df, manifests, lb, fam, verdict, figs, gallery, na, notes, out: 
             sentences.append(f"<p>{t}</p>")
         parts.append("<details><summary>the same in sentences, with the numbers</summary>"
                      + "".join(sentences) + "</details>")
+        md += [f"### {head}", ""] + [f"- {t}" for t in g["text"]] + [""]
     if len(na):
         parts.append("<p>Not applicable (never scored, shown as n/a, not as zero): " + "; ".join(
             f"{_e(r.predictor)} on {_e(r.suite)}{' (' + _e(r.setting) + ')' if r.setting else ''}: {_e(r.reason)}"
             for r in na.itertuples()) + ".</p>")
-    parts.append("</section>")
-
-    def figure_section(key: str, anchor: str, title: str, empty: str, extra: Sequence[str] = ()) -> None:
-        if not figs[key] and not empty:
-            return
-        parts.append(f'<section id="{anchor}"><h2>{title}</h2>')
-        parts.extend([_figure_html(f, out) for f in figs[key]] or [f"<p>{empty}</p>"])
-        parts.extend(extra if figs[key] else ())
-        parts.append("</section>")
-
-    figure_section("score_vs_shots", "curves", "Score vs demonstrations",
-                   "No suite was scored at more than one shot count.")
-    figure_section("transition", "transition", "Pool-size transition", "",
-                   [f'<p class="note">{_e(n)}</p>' for n in notes])
-    figure_section("triad_map", "triad", "Triad map",
-                   "A triad map needs both memorized and novel episodes; no suite has both.")
-
-    parts.append('<section id="leaderboard"><h2>Leaderboards</h2><p>Per suite, setting and split; '
-                 "the mean over shots >= 1 averages each episode over its shot counts first, so the "
-                 "interval resamples episodes. Full table: "
-                 '<a href="tables/leaderboard.csv">tables/leaderboard.csv</a>.</p>')
+    secs.append(Section("verdict", "Verdict per setting", paragraphs=[
+        "Every predictor, each setting on its own: whether it improves with demonstrations (template "
+        "selectors do too), how it compares with the best template and the reference learner. An effect "
+        f"is claimed where its 95% interval excludes zero and rests on at least {MIN_UNITS} independent "
+        "units; these per-setting sentences are not corrected for multiplicity (the answer above is)."],
+        html="".join(parts), markdown="\n".join(md), css_class="verdict"))
+    secs.append(Section("curves", "Score vs demonstrations",
+                        figures=figs["score_vs_shots"],
+                        paragraphs=[] if figs["score_vs_shots"] else ["No suite was scored at more than one shot count."]))
+    secs += contributed
+    secs.append(Section("triad", "Triad map", figures=figs["triad_map"], paragraphs=[] if figs["triad_map"] else [
+        "A triad map needs both memorized and novel episodes; no suite has both."]))
+    # leaderboards
+    parts, md = [], []
     for (suite, setting), g in lb.groupby(["suite", "setting"], sort=False):
-        parts.append(f"<h3>{_e(suite)}{' (' + _e(setting) + ')' if setting else ''} — "
-                     f"{_e(T.metric_label(suite, df.loc[df['suite'] == suite, 'metric'].iloc[0]))}</h3>")
+        head = f"{suite}{' (' + setting + ')' if setting else ''}"
+        parts.append(f"<h3>{_e(head)} — {_e(T.metric_label(suite, df.loc[df['suite'] == suite, 'metric'].iloc[0]))}</h3>")
         by_split = dict(list(g.groupby("split", sort=False)))
         for split in sorted(by_split, key=lambda sp: (sp != "novel", T.SPLIT_ORDER.index(sp)
                                                       if sp in T.SPLIT_ORDER else 99)):
-            table = _table(leaderboard_view(by_split[split]), left=("predictor", "family",
-                                                                    "mean over shots >= 1 [95% CI]"))
+            view = leaderboard_view(by_split[split])
+            table = _table(view, left=("predictor", "family", "mean over those shots [95% CI]"))
             if split == "novel":
                 parts.append(f"<h4>{_e(split)}</h4>" + table)
+                md += [f"### {head}", "", _md_table(view), ""]
             else:
                 parts.append(f"<details><summary><b>{_e(split)}</b></summary>{table}</details>")
-    parts.append("</section>")
-
-    parts.append('<section id="families"><h2>Families</h2><p>The best predictor of each family per split '
-                 '(mean over shots >= 1). <a href="tables/family_summary.csv">tables/family_summary.csv</a></p>')
+    secs.append(Section("leaderboard", "Leaderboards", paragraphs=[
+        "Per suite, setting and split. Means over shots use the shot counts every predictor of the "
+        "table was scored at (the common grid, shown), so rows compare like with like; each episode is "
+        "averaged over those shots first, and intervals resample episodes, or tasks where episodes share "
+        "tasks (n units in brackets). Where a few large errors dominate the mean (heavy tail, e.g. OLS "
+        "near shots = d), read the median beside it. Full table: tables/leaderboard.csv."],
+        html="".join(parts), markdown="\n".join(md)))
     if fam.empty:
-        parts.append("<p>No scored predictors.</p>")
+        fam_html = "<p>No scored predictors.</p>"
     else:
         view = fam.assign(**{"mean [95% CI]": [_ci(m, lo, hi) for m, lo, hi in zip(fam["mean"], fam["lo"], fam["hi"])],
                              "episodes": fam["n"].map(_int)})
-        parts.append(_table(view[["suite", "setting", "split", "family", "predictors", "best", "mean [95% CI]",
-                                  "episodes"]], left=("suite", "setting", "split", "family", "best")))
-    parts.append("</section>")
-
+        fam_html = _table(view[["suite", "setting", "split", "family", "predictors", "best", "mean [95% CI]",
+                                "episodes"]], left=("suite", "setting", "split", "family", "best"))
+    secs.append(Section("families", "Families", paragraphs=[
+        "The best predictor of each family per split (mean over the common shot grid). "
+        "Full table: tables/family_summary.csv."], html=fam_html))
     if gallery:
-        parts.append('<section id="gallery"><h2>Gallery</h2>')
+        gp = []
         for g in gallery:
             if "error" in g:
-                parts.append(f'<p class="note">{_e(g["suite"])}: the gallery failed ({_e(g["error"])}).</p>')
+                gp.append(f'<p class="note">{_e(g["suite"])}: the gallery failed ({_e(g["error"])}).</p>')
             elif g["path"].suffix.lower() == ".png" and g["path"].exists():
-                parts.append(f'<figure><img alt="{_e(g["caption"] or g["path"].name)}" src="{_img(g["path"])}">'
-                             f"<figcaption>{_e(g['suite'])}: {_e(g['caption'])}</figcaption></figure>")
+                gp.append(f'<figure><img alt="{_e(g["caption"] or g["path"].name)}" src="{_img(g["path"])}">'
+                          f"<figcaption>{_e(g['suite'])}: {_e(g['caption'])}</figcaption></figure>")
             else:
-                parts.append(f'<p><a href="{_rel(g["path"], out)}">{_e(g["path"].name)}</a> {_e(g["caption"])}</p>')
-        parts.append("</section>")
+                gp.append(f'<p><a href="{_rel(g["path"], out)}">{_e(g["path"].name)}</a> {_e(g["caption"])}</p>')
+        secs.append(Section("gallery", "Gallery", html="".join(gp)))
+    secs.append(Section("provenance", "Provenance", html=provenance_html(manifests, df)))
+    return secs
 
-    parts.append('<section id="provenance"><h2>Provenance</h2>')
-    parts.append(provenance_html(manifests, df))
-    parts.append("</section></body></html>")
-    return "\n".join(parts)
+
+def _env():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(df, manifests, view: dict, sections: list[Section], out: Path, elapsed: float) -> str:
+    """The whole page from templates/report.html.j2; images are embedded, so it opens offline."""
+    from markupsafe import Markup
+
+    n_ok = int((df["status"] == "ok").sum())
+    meta = (f"{len(manifests)} run(s); suite(s): {', '.join(suite_order(df))}; {n_ok} scored episodes, "
+            f"{int((df['status'] == 'error').sum())} errors, {int((df['status'] == 'skipped').sum())} skipped "
+            f"rows. Built in {elapsed:.1f} s.")
+    secs = [{"id": s.id, "title": s.title, "paragraphs": s.paragraphs, "notes": s.notes,
+             "figures": [_figure_view(f, out) for f in s.figures], "html": Markup(s.html),
+             "css_class": s.css_class} for s in sections]
+    nav = [{"id": "answer", "title": "The answer"}] + [{"id": s.id, "title": s.title} for s in sections]
+    return _env().get_template("report.html.j2").render(css=Markup(CSS), meta=meta, nav=nav, answer=view,
+                                                         sections=secs)
+
+
+def render_markdown(manifests, view: dict, sections: list[Section], lb, figs, contributed, out: Path) -> str:
+    """summary.md from templates/summary.md.j2: the answer first, then verdicts, the novel-task
+    leaderboards and links to the figures."""
+    links = []
+    for f in figs["score_vs_shots"] + [f for s in contributed for f in s.figures] + figs["triad_map"]:
+        links.append(f"- [{f.title}]({_rel(f.png, out)}) (data: [{f.csv.name}]({_rel(f.csv, out)}))")
+    md_secs = [{"title": s.title, "markdown": s.markdown} for s in sections if s.markdown]
+    md_secs.append({"title": "Figures", "markdown": "\n".join(links)})
+    env = _env()
+    env.autoescape = False
+    return env.get_template("summary.md.j2").render(
+        runs=", ".join(m["run"] for m in manifests),
+        commits=", ".join(sorted({str(m.get("commit", "unknown")) for m in manifests})),
+        answer=view, sections=md_secs)
 
 
 def provenance_html(manifests: Sequence[dict], df: pd.DataFrame) -> str:
@@ -450,31 +719,3 @@ def provenance_html(manifests: Sequence[dict], df: pd.DataFrame) -> str:
         parts.append("<details><summary>config</summary><pre>"
                      + _e(json.dumps(m.get("config", {}), indent=2, default=str)) + "</pre></details>")
     return "\n".join(parts)
-
-
-def render_markdown(df, manifests, lb, verdict, figs, na, out: Path) -> str:
-    """A short text summary: verdicts, the novel-task leaderboards, links to figures."""
-    lines = ["# triadbench summary", "",
-             f"Runs: {', '.join(m['run'] for m in manifests)}. Commit(s): "
-             f"{', '.join(sorted({str(m.get('commit', 'unknown')) for m in manifests}))}.", "", "## Verdict", ""]
-    for (suite, setting), g in verdict.groupby(["suite", "setting"], sort=False):
-        lines.append(f"### {suite}" + (f" ({setting})" if setting else ""))
-        lines.append("")
-        lines += [f"- {t}" for t in g["text"]]
-        lines.append("")
-    lines += ["## Novel-task leaderboards", ""]
-    for (suite, setting), g in lb[lb["split"] == "novel"].groupby(["suite", "setting"], sort=False):
-        lines.append(f"### {suite}" + (f" ({setting})" if setting else ""))
-        lines.append("")
-        v = leaderboard_view(g)
-        lines.append("| " + " | ".join(v.columns) + " |")
-        lines.append("|" + "---|" * len(v.columns))
-        for _, r in v.iterrows():
-            lines.append("| " + " | ".join(str(x).replace("|", "/") for x in r.values) + " |")
-        lines.append("")
-    lines += ["## Figures", ""]
-    for group in figs.values():
-        for f in group:
-            lines.append(f"- [{f.title}]({_rel(f.png, out)}) (data: [{f.csv.name}]({_rel(f.csv, out)}))")
-    lines += ["", "Full report: report.html; tables under tables/.", ""]
-    return "\n".join(lines)

@@ -97,12 +97,14 @@ def degenerate_interval(c: float, n: int, bounds: tuple[float, float], level: fl
 
 
 def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float = 0.95,
-                         seed: int = 0) -> tuple[float, float, float]:
+                         seed: int = 0, bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """Mean of ``values`` and its percentile-bootstrap interval, resampling whole clusters.
 
     ``clusters`` labels each value's cluster (e.g. its task); None resamples values one by one.
     Each resample draws as many clusters as there are, with replacement, and takes the mean of
-    all their values. Proportions never get a zero-width interval (see :func:`degenerate_interval`).
+    all their values. Proportions never get a zero-width interval (see :func:`degenerate_interval`);
+    ``bounds`` gives the values' range when it cannot be read off the values (a difference of
+    proportions that happens to be 0 everywhere: pass (-1, 1)).
 
     >>> m, lo, hi = cluster_bootstrap_ci([1.0, 1.1, 5.0, 5.2], ["a", "a", "b", "b"])
     >>> lo <= m <= hi
@@ -130,7 +132,7 @@ def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float
         a = (1 - level) / 2
         lo, hi = (float(x) for x in np.quantile(means, [a, 1 - a]))
     if lo == hi:
-        b = value_bounds(v)
+        b = bounds if bounds is not None else value_bounds(v)
         if b is not None:
             lo, hi = degenerate_interval(m, g, b, level)
     return m, lo, hi
@@ -274,7 +276,7 @@ class Claim:
 
 
 def claim(values, task_ids: Sequence | None = None, n_boot: int = 2000, seed: int = 0,
-          level: float = 0.95) -> Claim:
+          level: float = 0.95, bounds: tuple[float, float] | None = None) -> Claim:
     """A :class:`Claim` on per-episode ``values``, clustered by task when episodes share tasks.
 
     Below :data:`MIN_UNITS` units the p-value is NaN: the claim is shown, never decided.
@@ -285,7 +287,7 @@ def claim(values, task_ids: Sequence | None = None, n_boot: int = 2000, seed: in
     tids = None if task_ids is None else np.asarray(list(task_ids), dtype=object)[keep]
     labels, unit = cluster_labels(tids, len(v))
     clusters = labels if unit == "tasks" else None
-    m, lo, hi = cluster_bootstrap_ci(v, clusters, n_boot=n_boot, level=level, seed=seed)
+    m, lo, hi = cluster_bootstrap_ci(v, clusters, n_boot=n_boot, level=level, seed=seed, bounds=bounds)
     n = int(len(np.unique(labels))) if len(v) else 0
     p, sd = cluster_t_test(v, clusters) if n >= 2 else (float("nan"), float("nan"))
     if n < MIN_UNITS:

@@ -73,7 +73,14 @@ def load_runs(runs: Sequence[Path]) -> tuple[pd.DataFrame, list[dict]]:
         df["run"] = str(r)
         frames.append(df)
         manifests.append({"run": str(r), **read_manifest(r)})
-    df = pd.concat(frames, ignore_index=True)
+    try:  # the checked merge (refuses runs that disagree on a row), where present
+        from benchmark.rundir import merge_runs
+    except ImportError:
+        merge_runs = None
+    if merge_runs is not None:
+        df = merge_runs(frames, [str(r) for r in runs])
+    else:
+        df = pd.concat(frames, ignore_index=True)
     df = df.drop_duplicates(ROW_KEY, keep="first").reset_index(drop=True)
     df["setting"] = setting_labels(df)
     # an integer per episode: pairing on it is far cheaper than on five text columns
@@ -417,6 +424,12 @@ def _claim_fields(c) -> dict:
     return {"n": c.n, "unit": c.unit, "n_episodes": c.n_episodes, "p": c.p, "sd": c.sd}
 
 
+def diff_bounds(scores: pd.Series) -> tuple[float, float] | None:
+    """(-1, 1) when the scores are proportions (their differences then lie in [-1, 1]), else None."""
+    v = pd.to_numeric(scores, errors="coerce").dropna()
+    return (-1.0, 1.0) if len(v) and v.min() >= 0 and v.max() <= 1 else None
+
+
 def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
     """Per predictor: improvement from the fewest to the most shots on the same episodes.
 
@@ -444,7 +457,8 @@ def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
                "paired": paired}
         if paired:
             diff = sign * (b.loc[common, "score"].to_numpy() - a.loc[common, "score"].to_numpy())
-            c = claim(diff, a.loc[common, "task_id"] if "task_id" in a else None, n_boot=MAX_BOOT, seed=3)
+            c = claim(diff, a.loc[common, "task_id"] if "task_id" in a else None, n_boot=MAX_BOOT, seed=3,
+                      bounds=diff_bounds(g["score"]))
             rec.update(gain=c.mean, lo=c.lo, hi=c.hi, **_claim_fields(c))
         else:  # no episode at both shot counts: nothing to pair, no claim
             rec.update(gain=np.nan, lo=np.nan, hi=np.nan, n=0, unit="episodes", n_episodes=0,
@@ -496,7 +510,8 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str
     if pe.empty:
         return None
     sign = 1.0 if higher_is_better(suite) else -1.0
-    c = claim(sign * (pe["a"] - pe["b"]).to_numpy(), pe["task_id"].tolist(), n_boot=MAX_BOOT, seed=5)
+    c = claim(sign * (pe["a"] - pe["b"]).to_numpy(), pe["task_id"].tolist(), n_boot=MAX_BOOT, seed=5,
+              bounds=diff_bounds(pd.concat([pe["a"], pe["b"]])))
     return {"a": a, "b": b, "diff": c.mean, "lo": c.lo, "hi": c.hi, **_claim_fields(c),
             "mean_a": float(pe["a"].mean()), "mean_b": float(pe["b"].mean()),
             "shots": shot_label(pe.attrs.get("shots", []))}
@@ -504,11 +519,14 @@ def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str
 
 def two_sample(df_a: pd.DataFrame, df_b: pd.DataFrame, sign: float, seed: int = 0) -> dict:
     """sign * (mean_a - mean_b) of two independent samples of per-episode means (columns score,
-    task_id), with a percentile interval from resampling each sample by its own unit."""
-    from benchmark.stats import cluster_bootstrap_ci, cluster_labels
+    task_id), with a percentile interval from resampling each sample by its own unit (tasks when
+    its episodes share tasks) and a Welch t test on the unit means. ``n`` is the smaller sample's
+    number of units; ``p`` is NaN below :data:`benchmark.stats.MIN_UNITS`."""
+    from scipy.stats import ttest_ind
 
-    out = {}
-    boots = []
+    from benchmark.stats import MIN_UNITS, cluster_labels
+
+    boots, units, unit_means, kinds = [], [], [], []
     rng = np.random.default_rng(seed)
     for d in (df_a, df_b):
         v = d["score"].to_numpy(float)
@@ -518,11 +536,23 @@ def two_sample(df_a: pd.DataFrame, df_b: pd.DataFrame, sign: float, seed: int = 
         g = len(sums)
         idx = rng.integers(0, g, size=(MAX_BOOT, g))
         boots.append(sums[idx].sum(1) / cnt[idx].sum(1))
-        out.setdefault("units", []).append(g)
+        units.append(g)
+        unit_means.append(sums / cnt)
+        kinds.append(unit)
     diff = sign * (boots[0] - boots[1])
-    lo, hi = np.quantile(diff, [0.025, 0.975])
-    m = sign * (df_a["score"].mean() - df_b["score"].mean())
-    return {"mean": float(m), "lo": float(lo), "hi": float(hi), "n": int(min(out["units"]))}
+    lo, hi = (float(x) for x in np.quantile(diff, [0.025, 0.975]))
+    m = float(sign * (df_a["score"].mean() - df_b["score"].mean()))
+    n = int(min(units))
+    import warnings
+
+    with warnings.catch_warnings():  # identical samples: the test says so through a NaN p-value
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(unit_means[0], unit_means[1], equal_var=False).pvalue) if n >= 2 else np.nan
+    if n < MIN_UNITS or not np.isfinite(p):
+        p = np.nan
+    sd = float(np.sqrt((np.var(unit_means[0], ddof=1) + np.var(unit_means[1], ddof=1)) / 2)) if n >= 2 else np.nan
+    return {"mean": m, "lo": lo, "hi": hi, "n": n, "p": p, "sd": sd,
+            "unit": "tasks" if "tasks" in kinds else "episodes", "n_episodes": int(min(len(df_a), len(df_b)))}
 
 
 def triad_points(df: pd.DataFrame, gain: pd.DataFrame | None = None) -> pd.DataFrame:
