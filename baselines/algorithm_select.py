@@ -107,12 +107,13 @@ class AlgorithmSelect(Predictor):
         self.estimators_ = names
         return self
 
-    def _weights(self, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-        """Weight vectors (B, d) of every linear estimator, in ``estimators_`` order (kNN: None)."""
-        out: list[np.ndarray] = []
+    def _weights(self, X: np.ndarray, y: np.ndarray, dmmse: bool = True) -> list[np.ndarray | None]:
+        """Weight vectors (B, d) of every linear estimator, in ``estimators_`` order (kNN, and
+        dMMSE when not ``dmmse``: None)."""
+        out: list[np.ndarray | None] = []
         for c in self.candidates:
             if c == "dmmse":
-                out.append(_dmmse_weights(self.weights_, self.outer_, X, y, self.noise_))
+                out.append(_dmmse_weights(self.weights_, self.outer_, X, y, self.noise_) if dmmse else None)
             elif c == "mix":
                 out.append(gaussian_posterior_mean(self.cov_, X, y, self.noise_))
             elif c == "ridge":
@@ -123,25 +124,50 @@ class AlgorithmSelect(Predictor):
                 out.append(None)
         return out
 
-    def _predict_all(self, X: np.ndarray, y: np.ndarray, keep: np.ndarray, Q: np.ndarray) -> np.ndarray:
-        """(E, B, q) predictions at ``Q`` of every estimator fitted on the kept demonstrations."""
+    def _predict_all(self, X: np.ndarray, y: np.ndarray, keep: np.ndarray, Q: np.ndarray,
+                     dmmse: bool = True) -> np.ndarray:
+        """(E, B, q) predictions at ``Q`` of every estimator fitted on the kept demonstrations
+        (dMMSE's row is NaN when not ``dmmse``)."""
         m = keep.astype(float)
         Xm, ym = X * m[None, :, None], y * m[None, :]  # a zeroed point adds nothing to the fit
         preds = []
-        for w in self._weights(Xm, ym):
-            preds.append(_knn_predict(X, y, keep, Q, int(self.k)) if w is None
-                         else np.einsum("bqd,bd->bq", Q, w))
+        for c, w in zip(self._kinds(), self._weights(Xm, ym, dmmse)):
+            if c == "knn":
+                preds.append(_knn_predict(X, y, keep, Q, int(self.k)))
+            elif w is None:
+                preds.append(np.full(Q.shape[:2], np.nan))
+            else:
+                preds.append(np.einsum("bqd,bd->bq", Q, w))
         return np.stack(preds)
+
+    def _kinds(self) -> list[str]:
+        """The candidate kind of each entry of ``estimators_``."""
+        return [n.split("-")[0] for n in self.estimators_]
+
+    def _dmmse_loo(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(B, k) dMMSE's prediction of each demonstration from the others, in one pass: the
+        log posterior without point i is the full one minus point i's own term."""
+        P = np.einsum("bkd,md->bkm", X, self.weights_)  # w_m · x_i
+        full = pool_log_posterior(self.weights_, self.outer_, X, y, self.noise_)  # (B, M)
+        own = (2.0 * P * y[..., None] - P ** 2) / (2.0 * max(self.noise_, 1e-8))
+        logits = full[:, None, :] - own
+        logits -= logits.max(axis=2, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=2, keepdims=True)
+        return (p * P).sum(axis=2)
 
     def loo_errors(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(E, B) mean leave-one-out squared error of every estimator on each episode's demos."""
         B, k, _ = X.shape
         err = np.zeros((len(self.estimators_), B))
+        kinds = self._kinds()
         for i in range(k):
             keep = np.ones(k, dtype=bool)
             keep[i] = False
-            p = self._predict_all(X, y, keep, X[:, i : i + 1])[..., 0]
-            err += (p - y[None, :, i]) ** 2
+            p = self._predict_all(X, y, keep, X[:, i : i + 1], dmmse=False)[..., 0]
+            err += np.nan_to_num((p - y[None, :, i]) ** 2)
+        if "dmmse" in kinds and k:
+            err[kinds.index("dmmse")] = ((self._dmmse_loo(X, y) - y) ** 2).sum(axis=1)
         return err / max(k, 1)
 
     def predict(self, batch: Any) -> np.ndarray:
