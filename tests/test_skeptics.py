@@ -187,3 +187,9 @@ def test_task_family_shift():
     for bad in ({"task_prior": "laplace"}, {"task_scale": 0}, {"sparsity": 9}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             get_suite("linear-regression", **bad)
+
+
+def test_task_family_is_hidden_from_predictors():
+    pool = get_suite("linear-regression", pool_size=16, task_prior="sparse").pool()
+    assert not {"task_prior", "task_scale", "sparsity"} & set(pool.params)
+    assert pool.params["pool_size"] == 16

@@ -72,6 +72,8 @@ class LinearRegression(Suite):
     name = "linear-regression"
     modality = "vector"
     splits = ("memorized", "seen-task", "novel", "ood", "novel-orthogonal")
+    # the held-out task family is part of what is tested, not something a predictor is told
+    hidden_params = ("task_prior", "task_scale", "sparsity")
     metric = "mse/d"
     higher_is_better = False
     defaults = {
