@@ -134,14 +134,14 @@ def _shot_counts(suite: Any, shots: Sequence[int] | None) -> list[int]:
     return sorted({0, min(1, k), k})
 
 
-def _runner_view(ev: EvalSet, sealed: bool = True) -> EvalSet:
+def _runner_view(ev: EvalSet, sealed: bool = True, ids: Sequence[str] | None = None) -> EvalSet:
     """The EvalSet as the runner hands it over: ``subset`` copies every array of the batch, and
     (``sealed``) the batch is the predictor's sealed view (opaque ids, no split, answer space
     only)."""
     sub = ev.subset(range(len(ev)))
     if not sealed:
         return sub
-    return EvalSet(sub.view(), sub.targets, sub.task_hashes, sub.episode_ids, sub.extra)
+    return EvalSet(sub.view(ids), sub.targets, sub.task_hashes, sub.episode_ids, sub.extra)
 
 
 def _unsealed(ev: EvalSet) -> EpisodeBatch:
@@ -617,6 +617,7 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                 # Only a poisoned copy is alive now: a predictor that finds the EvalSet (through
                 # gc, caller frames or anything else) reads poison and answers differently.
                 poisoned = _poisoned(ev)
+                ids = list(ev.batch.task_ids)  # the same opaque ids again after regeneration
                 del ev, raw  # no cycles: the real EvalSets are freed here
                 try:
                     out_p = p1.predict(poisoned.batch)
@@ -631,7 +632,7 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
                                            f"{_first_difference(out, out_p, rtol, atol)})")
                 del poisoned
                 raw = s.episodes(split, k, episodes, seed)
-                ev = _runner_view(raw)
+                ev = _runner_view(raw, ids=ids)
 
             if "batch-independent" in wanted and len(ev) > 1:
                 for i in range(len(ev)):

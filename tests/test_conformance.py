@@ -189,6 +189,67 @@ class Noisy(_Base):
         return self._ridge(batch) + np.random.default_rng().normal(size=batch.query_x.shape[:2])
 
 
+class IdHasher(_Base):
+    """Shifts its answers by a hash of the episode ids it is handed (random per call)."""
+
+    name = "id-hasher"
+
+    def predict(self, batch):
+        shift = np.array([int(t.encode().hex()[-4:], 16) % 7 for t in batch.task_ids], dtype=float)
+        return self._ridge(batch) + shift[:, None]
+
+
+class SplitReader(_Base):
+    """Answers zero unless the batch says it is a held-out split (a leaky harness would)."""
+
+    name = "split-reader"
+
+    def predict(self, batch):
+        out = self._ridge(batch)
+        return out if batch.split in ("novel", "ood") else np.zeros_like(out)
+
+
+class NaNPredictor(_Base):
+    """Gives up with NaN where it has no demonstrations."""
+
+    name = "nan-predictor"
+
+    def predict(self, batch):
+        out = self._ridge(batch)
+        return out if batch.shots else np.full_like(out, np.nan)
+
+
+class InputMutator(_Base):
+    """Centres the demonstrations in place (changes the batch it was handed)."""
+
+    name = "input-mutator"
+
+    def predict(self, batch):
+        if batch.shots:
+            batch.support_y[...] -= batch.support_y.mean()
+        return self._ridge(batch)
+
+
+class PoolMutator(_Base):
+    """Adds an offline prompt of its own to the shared pool."""
+
+    name = "pool-mutator"
+
+    def fit(self, pool):
+        pool.prompt_hashes.append("mine")
+        return self
+
+
+class PoolArrayWriter(_Base):
+    """Rescales the pool's offline targets in place (they are read-only)."""
+
+    name = "pool-array-writer"
+
+    def fit(self, pool):
+        pool.prompt_targets *= 2
+        return self
+
+
 class NeedsArgument(_Base):
     name = "needs-argument"
 
@@ -208,6 +269,12 @@ class NeedsArgument(_Base):
     (WrongShape, "output-shape"),
     (Noisy, "deterministic"),
     (NeedsArgument, "constructible-with-defaults"),
+    (IdHasher, "identity-invariant"),
+    (SplitReader, "identity-invariant"),
+    (NaNPredictor, "finite-outputs"),
+    (InputMutator, "inputs-unmodified"),
+    (PoolMutator, "inputs-unmodified"),
+    (PoolArrayWriter, "inputs-unmodified"),
 ], ids=lambda v: v.name if isinstance(v, type) else v)
 def test_broken_predictor_is_caught(cls: type, rule: str) -> None:
     with pytest.raises(ConformanceError) as info:
@@ -275,3 +342,31 @@ def test_pytest_helpers_yield_one_check_per_rule() -> None:
     with pytest.raises(ConformanceError, match="batch-independent"):
         dict(predictor_checks(BatchMean, suite_params=SMALL_LR, shots=[0]))["batch-independent"]()
     assert list(dict(suite_checks("linear-regression", **SMALL_LR))) == list(SUITE_RULES)
+
+
+def test_each_rule_has_its_own_named_check() -> None:
+    from benchmark import testing
+
+    for rule in ("output-shape", "deterministic", "no-target-access", "finite-outputs",
+                 "inputs-unmodified", "identity-invariant"):
+        check = getattr(testing, "check_" + rule.replace("-", "_"))
+        assert check.__name__ == "check_" + rule.replace("-", "_")
+        assert check("ridge", suite_params=SMALL_LR, shots=[0, 2]).rules[-1] == rule
+    with pytest.raises(ConformanceError, match=r"^\[identity-invariant\]"):
+        testing.check_identity_invariant(IdHasher, suite_params=SMALL_LR, shots=[2])
+    with pytest.raises(ConformanceError, match=r"^\[finite-outputs\]"):
+        testing.check_finite_outputs(NaNPredictor, suite_params=SMALL_LR, shots=[0])
+
+
+def test_strings_predictor_reading_task_ids_breaks_identity_invariance() -> None:
+    from benchmark.suites.strings import apply_rule
+
+    class RuleFromId(Predictor):
+        name, family, modalities = "rule-from-id", "reference", ("string",)
+
+        def predict(self, batch):
+            return [[apply_rule(t.split("/", 1)[1], q) or "" if t.startswith("rules/") else ""
+                     for q in qs] for t, qs in zip(batch.task_ids, batch.query_x)]
+
+    with pytest.raises(ConformanceError, match=r"^\[identity-invariant\]"):
+        check_predictor(RuleFromId, "strings", shots=[0], episodes=3)
