@@ -155,5 +155,12 @@ class ICLTransformerPredictor(Predictor):
         self.checkpoint_path_ = str(path)
         return self
 
+    def data_files(self, suite_params: dict) -> list[Path]:
+        """The checkpoint files ``fit`` loads for these suite settings (hashed into each cell's
+        provenance, so a changed checkpoint recomputes its cells)."""
+        path = Path(self.checkpoint) if self.checkpoint else default_checkpoint(
+            suite_params, getattr(self, "checkpoint_set", "default"), getattr(self, "train_seed", None))
+        return [path / "card.json", path / "model.safetensors"]
+
     def predict(self, batch: Any) -> np.ndarray:
         return model_predict(self.model_, batch, self.device)

@@ -40,14 +40,16 @@ def parse_shots(value: Any, where: str) -> list[int]:
             if ".." in value:
                 a, b = value.split("..")
                 lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ConfigError(f"{where}: shots range {value!r} is empty (the end is below "
-                                      "the start); write it as 'LOW..HIGH'")
                 shots = list(range(lo, hi + 1))
+                if hi < lo:
+                    raise IndexError(value)
             else:
                 shots = sorted({int(v) for v in value.split(",") if v.strip()})
         elif isinstance(value, list) and not any(isinstance(v, (bool, float)) for v in value):
             shots = sorted({int(v) for v in value})
+    except IndexError:
+        raise ConfigError(f"{where}: shots range {value!r} is empty (the end is below the start); "
+                          "write it as 'LOW..HIGH'") from None
     except ValueError:
         shots = None
     if shots is None:

@@ -65,9 +65,23 @@ def path_fingerprint(path: str | Path) -> str:
     return "missing"
 
 
+def _label(path: Path) -> str:
+    """A location-independent name for a data path (a moved checkout must not redo a grid)."""
+    from benchmark.paths import data_dir
+
+    p = Path(path).resolve()
+    for root, tag in ((data_dir().resolve(), "data"), (Path(__file__).resolve().parent.parent, "")):
+        try:
+            rel = p.relative_to(root).as_posix()
+            return f"{tag}/{rel}" if tag else rel
+        except ValueError:
+            continue
+    return "/".join(p.parts[-3:])
+
+
 def data_fingerprint(paths: Iterable[str | Path] | None) -> dict[str, str]:
     """{path: fingerprint} for the paths a hook returned (empty when there is no hook)."""
-    return {str(p): path_fingerprint(p) for p in (paths or [])}
+    return {_label(Path(p)): path_fingerprint(p) for p in (paths or [])}
 
 
 # -- code -------------------------------------------------------------------------------------

@@ -324,10 +324,12 @@ MERGE_KEY = ["suite", "suite_config", "predictor", "split", "shots", "seed", "ep
 def merge_runs(frames: Sequence[pd.DataFrame], runs: Iterable[str]) -> pd.DataFrame:
     """Concatenate runs' rows; rows with the same id in two runs must agree, else refuse.
 
-    Rows agree when their predictor parameters and (where both runs recorded it) their episode
-    content hash are equal; agreeing duplicates are kept once (the first run's). Rows whose ids
-    match but whose content or parameters differ raise :class:`MergeError` naming both runs:
-    give the predictors distinct labels, or merge runs made with the same settings.
+    Two checks, each naming both runs when it fails: a predictor label's rows with the same id
+    must have the same predictor parameters, and an episode id (suite settings, split, shots,
+    seed) must have the same content hash in every run that recorded one, whichever predictor
+    scored it (the report pairs predictors on episode ids). Agreeing duplicates are kept once
+    (the first run's). Give the predictors distinct labels, or merge runs made with the same
+    settings.
     """
     runs = [str(r) for r in runs]
     tagged = []
@@ -336,35 +338,48 @@ def merge_runs(frames: Sequence[pd.DataFrame], runs: Iterable[str]) -> pd.DataFr
         df["run"] = r
         tagged.append(df)
     df = pd.concat(tagged, ignore_index=True) if tagged else pd.DataFrame()
-    if df.empty or len(runs) < 2:
-        return df.drop_duplicates(_present(df, MERGE_KEY + ["status"]), keep="first").reset_index(drop=True)
-    key = _present(df, MERGE_KEY)
-    for col in ("predictor_params", "episode_hash"):
-        if col not in df:
-            continue
-        sub = df[df[col].astype(str) != ""] if col == "episode_hash" else df
-        ok = sub[sub.get("status", "ok").astype(str) != "skipped"] if "status" in sub else sub
-        firsts = ok.drop_duplicates(key + ["run"])
-        counts = firsts.groupby(key, dropna=False)[col].nunique(dropna=False)
-        bad = counts[counts > 1]
-        if len(bad):
-            ident = bad.index[0]
-            ident = ident if isinstance(ident, tuple) else (ident,)
-            mask = pd.Series(True, index=firsts.index)
-            for k, v in zip(key, ident):
-                mask &= firsts[k] == v
-            clash = firsts[mask]
-            a, b = clash.iloc[0], clash[clash[col] != clash.iloc[0][col]].iloc[0]
-            what = ("predictor parameters" if col == "predictor_params"
-                    else "episode content (the runs drew different episodes under one id, "
-                         "e.g. different --episodes with an older triadbench, or changed code)")
-            where = ", ".join(f"{k}={v}" for k, v in zip(key, ident) if k != "suite_config")
-            raise MergeError(f"runs {a['run']} and {b['run']} disagree on {len(bad)} row id(s), "
-                             f"first {where}: different {what}"
-                             + (f" ({a[col]} vs {b[col]})" if col == "predictor_params" else "")
-                             + "; give the predictors distinct labels in the configs, or merge "
-                               "runs made with the same settings")
+    if not df.empty and len(runs) > 1:
+        scored = df[df["status"].astype(str) != "skipped"] if "status" in df else df
+        if "predictor_params" in df:
+            _refuse_disagreement(scored, _present(df, MERGE_KEY), "predictor_params",
+                                 "predictor parameters")
+        if "episode_hash" in df:
+            with_hash = scored[scored["episode_hash"].astype(str) != ""]
+            _refuse_disagreement(with_hash, _present(df, EPISODE_KEY), "episode_hash",
+                                 "episode content (different episodes under one id: runs made "
+                                 "with different code, data, sealed secrets, or an older "
+                                 "triadbench whose episodes depended on --episodes)")
+    if df.empty:
+        return df
     return df.drop_duplicates(_present(df, MERGE_KEY + ["status"]), keep="first").reset_index(drop=True)
+
+
+#: one episode as the report pairs it (whichever predictor scored it)
+EPISODE_KEY = ["suite", "suite_config", "split", "shots", "seed", "episode_id"]
+
+
+def _refuse_disagreement(df: pd.DataFrame, key: list[str], col: str, what: str) -> None:
+    """Raise :class:`MergeError` when rows sharing ``key`` in different runs differ in ``col``."""
+    if df.empty:
+        return
+    per_run = df.drop_duplicates(key + ["run", col])
+    counts = per_run.groupby(key, dropna=False, sort=False)[col].nunique(dropna=False)
+    bad = counts[counts > 1]
+    if not len(bad):
+        return
+    ident = bad.index[0] if isinstance(bad.index[0], tuple) else (bad.index[0],)
+    mask = pd.Series(True, index=per_run.index)
+    for k, v in zip(key, ident):
+        mask &= per_run[k] == v
+    clash = per_run[mask]
+    a = clash.iloc[0]
+    b = clash[clash[col] != a[col]].iloc[0]
+    where = ", ".join(f"{k}={v}" for k, v in zip(key, ident) if k != "suite_config")
+    runs = f"{a['run']} and {b['run']}" if a["run"] != b["run"] else f"{a['run']} (twice)"
+    detail = f" ({a[col]} vs {b[col]})" if col == "predictor_params" else ""
+    raise MergeError(f"cannot merge runs {runs}: {len(bad)} row id(s) differ in {what}{detail}; "
+                     f"first: {where}. Give the predictors distinct labels in the configs, or "
+                     "merge runs made with the same settings")
 
 
 def _present(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:

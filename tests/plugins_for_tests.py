@@ -79,3 +79,37 @@ class Sleep(Predictor):
             while time.monotonic() < end:  # Python-level waiting, so a timeout can interrupt it
                 time.sleep(0.05)
         return np.zeros(batch.query_x.shape[:2])
+
+
+@register_predictor("test-nan")
+class NaNPredictor(Predictor):
+    """Predicts NaN everywhere (as a corrupted checkpoint would): every row must be an error.
+
+    >>> NaNPredictor().family
+    'reference'
+    """
+
+    family = "reference"
+
+    def predict(self, batch: Any) -> np.ndarray:
+        return np.full(batch.query_x.shape[:2], np.nan)
+
+
+@register_predictor("test-mutate")
+class MutatePredictor(Predictor):
+    """Predicts zero but changes a learned array in every predict call (a runtime weight update
+    it does not restore), for the runner's ``weights_unchanged`` column.
+
+    >>> MutatePredictor().fit(None).w_.shape
+    (1,)
+    """
+
+    family = "reference"
+
+    def fit(self, pool: Any) -> "MutatePredictor":
+        self.w_ = np.zeros(1)
+        return self
+
+    def predict(self, batch: Any) -> np.ndarray:
+        self.w_ += 1.0
+        return np.zeros(batch.query_x.shape[:2])

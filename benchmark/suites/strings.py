@@ -334,6 +334,10 @@ class Strings(Suite):
                        extra={"content_hashes": [self._episode_hash(xs, ys) for _, xs, ys, _ in rows],
                               "kinds": [t.kind for t, *_ in rows]})
 
+    def data_files(self) -> list[Path]:
+        """The fact and word lists the suite reads (hashed into each cell's provenance)."""
+        return [data_dir() / "strings"]
+
     def pool(self) -> StringsPool:
         tasks, prompts = self._offline()
         ev = self._evalset("offline", self.max_shots, prompts, [f"prompt-{i}" for i in range(len(prompts))])
