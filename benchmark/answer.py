@@ -26,6 +26,9 @@ FLOOR_FAMILIES = ("lookup",)
 FLOOR_PREDICTORS = ("zero",)
 #: splits outside any pool's reach in every suite (shifted inputs, directions no pool task spans)
 UNREACHABLE_SPLITS = ("ood", "novel-orthogonal")
+#: an undecided template comparison whose power estimate needs more than this many times the
+#: units already scored counts as "indistinguishable from template selection"
+INDISTINGUISHABLE = 10
 
 #: suite name -> ``fn(split, group) -> bool``: extra splits / task groups templates cannot reach
 UNREACHABLE_HOOKS: dict[str, Callable[[str, str], bool]] = {}
@@ -449,6 +452,9 @@ def conclude(r: Row) -> tuple[str, str]:
             return "R7", f"cannot decide whether it learns beyond templates: {too_few(small[0])}"
         open_ = [c for c in [tn] + r.unreachable if c.measured and c.decision == 0]
         need = max(open_, key=lambda c: c.more_needed if np.isfinite(c.more_needed) else 1e18) if open_ else tn
+        if open_ and all(c.more_needed > INDISTINGUISHABLE * c.n for c in open_):
+            return "R6", (f"indistinguishable from template selection: no difference over n={need.n} "
+                          f"{need.unit} (finding one would take {_more(need)})")
         return "R7", f"cannot decide whether it learns beyond templates: needs {_more(need)}"
     if r.updates_weights:
         return "R8", "learns beyond templates by updating its weights at runtime: consistent with leg 3"
@@ -465,7 +471,9 @@ RULES = [
     ("R3", "Not decided better than the floor: cannot decide (with the episodes a test would need)."),
     ("R4", "Better than the floor, but no template-family predictor was scored: template selection not ruled out."),
     ("R5", "Decided worse than the best template predictor on novel tasks or on a template-unreachable split."),
-    ("R6", "Not better than templates, and its predictions are decided closer to the template's than to the learner's."),
+    ("R6", "Not better than templates, and either its predictions are decided closer to the template's than to "
+           f"the learner's, or every template comparison is undecided although a decision would need more than "
+           f"{INDISTINGUISHABLE}x the units scored: indistinguishable from template selection."),
     ("R7", "Otherwise not decided better than templates: cannot decide (too few units, or the episodes needed)."),
     ("R8", "Better than the best template on template-unreachable splits (or, where none was scored, on novel "
            "tasks) and not worse on novel tasks, updating its weights: learning at runtime, consistent with leg 3."),

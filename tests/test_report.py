@@ -16,10 +16,11 @@ PREDICTORS = "lookup,template-dmmse,ridge,zero,icl-transformer"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A small real run: two pool sizes, d=4, shots 0..4, 10 episodes per cell."""
+    """A small real run: two pool sizes without a shipped checkpoint (icl-transformer is n/a),
+    d=4, shots 0..4, 24 episodes per cell (above the minimum of 20 units for a claim)."""
     out = tmp_path_factory.mktemp("run")
     rc = main(["run", "--suite", "linear-regression", "--out", str(out), "--param", "d=4", "--param", "max_shots=4",
-               "--param", "n_prompts=32", "--param", "pool_size=4,8", "--episodes", "10", "--shots", "0..4",
+               "--param", "n_prompts=32", "--param", "pool_size=8,32", "--episodes", "24", "--shots", "0..4",
                "--predictors", PREDICTORS, "--no-report", "--quiet"])
     assert rc == 0
     return out
@@ -42,13 +43,13 @@ def results(run_dir: Path) -> pd.DataFrame:
 
 def test_every_figure_and_table_is_written(report_dir):
     figs = report_dir / "figures"
-    stems = ["score_vs_shots__linear-regression__pool_size-4", "score_vs_shots__linear-regression__pool_size-8",
+    stems = ["score_vs_shots__linear-regression__pool_size-8", "score_vs_shots__linear-regression__pool_size-32",
              "transition__linear-regression", "triad_map__linear-regression"]
     for stem in stems:
         for ext in ("png", "svg", "csv"):
             p = figs / f"{stem}.{ext}"
             assert p.exists() and p.stat().st_size > 0, p
-    for name in ("leaderboard", "family_summary", "curves", "verdict", "triad_points"):
+    for name in ("leaderboard", "family_summary", "curves", "verdict", "triad_points", "answer"):
         assert (report_dir / "tables" / f"{name}.csv").exists()
     page = (report_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(stems)
@@ -60,7 +61,7 @@ def test_every_figure_and_table_is_written(report_dir):
 def test_score_vs_shots_csv_equals_recomputed_means(run_dir, report_dir):
     df = results(run_dir)
     ok = df[df["status"] == "ok"]
-    for pool in ("4", "8"):
+    for pool in ("8", "32"):
         fig = pd.read_csv(report_dir / "figures" / f"score_vs_shots__linear-regression__pool_size-{pool}.csv")
         sub = ok[ok["pool_size"] == pool]
         want = sub.groupby(["split", "predictor", "shots"])["score"].agg(["mean", "count"]).reset_index()
@@ -109,16 +110,22 @@ def test_not_applicable_is_na_never_zero(report_dir):
 
 
 def test_verdict_sentences_follow_the_intervals(report_dir):
+    from benchmark.stats import MIN_UNITS
+
     v = pd.read_csv(report_dir / "tables" / "verdict.csv")
     assert set(v["predictor"]) == {"lookup", "template-dmmse", "ridge", "zero"}
     for _, r in v.iterrows():
         lo, hi = r["gain_lo"], r["gain_hi"]
+        assert r["gain_n"] >= MIN_UNITS
         expected = 1 if lo > 0 else (-1 if hi < 0 else 0)
         assert r["gain_decision"] == expected
         flat = expected == 0 and lo == 0 and hi == 0  # e.g. lookup: the same answer at every shot count
         assert ("cannot decide whether demonstrations help" in r["text"]) == (expected == 0 and not flat)
         assert ("does not change with demonstrations" in r["text"]) == flat
         assert ("improves with demonstrations" in r["text"]) == (expected == 1)
+        # improving with demonstrations is never, by itself, learning beyond templates
+        if r["family"] == "template":
+            assert r["beyond_templates"].startswith("no")
     assert (v.loc[v["predictor"] == "lookup", "gain_decision"] == 0).all()
 
 
@@ -134,7 +141,7 @@ def test_merging_deduplicates_cells_and_calls_the_gallery_hook(run_dir, tmp_path
     # a second run with another seed adds its rows
     other = tmp_path / "other"
     rc = main(["run", "--suite", "linear-regression", "--out", str(other), "--param", "d=4", "--param", "max_shots=4",
-               "--param", "n_prompts=32", "--param", "pool_size=4", "--episodes", "5", "--seed", "1", "--shots", "0..4",
+               "--param", "n_prompts=32", "--param", "pool_size=8", "--episodes", "5", "--seed", "1", "--shots", "0..4",
                "--predictors", "ridge,lookup", "--splits", "novel,memorized", "--no-report", "--quiet"])
     assert rc == 0
     both, _ = load_runs([run_dir, other])

@@ -43,7 +43,7 @@ def test_report_renders_with_every_image_and_section(tmp_path):
 
     run = tmp_path / "run"
     assert main(["run", "--suite", "linear-regression", "--out", str(run), "--param", "d=4", "--param", "max_shots=3",
-                 "--param", "n_prompts=16", "--param", "pool_size=4", "--episodes", "5",
+                 "--param", "n_prompts=16", "--param", "pool_size=8", "--episodes", "5",
                  "--shots", "0..3", "--predictors", "lookup,ridge,icl-transformer",
                  "--no-report", "--quiet"]) == 0
     page = build_report([run], run)
