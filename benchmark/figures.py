@@ -323,7 +323,7 @@ def distance(dist: pd.DataFrame, suite: str, out_dir: Path, steps_note: str) -> 
 
 
 def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -> Figure | None:
-    """Memorization gap vs runtime-learning gain, one point per predictor, one panel per setting."""
+    """Memorization gap vs gain with demonstrations, one point per predictor, one panel per setting."""
     data = points[points["suite"] == suite]
     if data.empty:
         return None
@@ -359,7 +359,7 @@ def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -
         gain_def = "score at most - fewest shots" if hb else "error at fewest - most shots"
         ax.set_xlabel(f"memorization gap ({gap_def};\n> 0: better on memorized episodes)")
         if k % cols == 0:
-            ax.set_ylabel(f"runtime-learning gain on novel tasks\n({gain_def}; > 0: improves)")
+            ax.set_ylabel(f"gain with demonstrations on novel tasks\n({gain_def}; > 0: improves)")
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
     from matplotlib.lines import Line2D
@@ -378,5 +378,6 @@ def triad_map(points: pd.DataFrame, suite: str, styler: Styler, out_dir: Path) -
                "episodes (mean over shots >= 1); y: how much its novel-task "
                f"{unit} improves from the fewest to the most demonstrations (paired by episode). Both "
                "axes are signed so that positive means better. Bars: 95% bootstrap intervals; hollow "
-               "markers: weights frozen at runtime.")
+               "markers: weights frozen at runtime. Improving with demonstrations is not by itself "
+               "learning beyond templates (template selectors improve too): see the answer section.")
     return _save(fig, out_dir, slug("triad_map", suite), data, "triad_map", title, caption, suite=suite)

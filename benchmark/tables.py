@@ -556,7 +556,7 @@ def two_sample(df_a: pd.DataFrame, df_b: pd.DataFrame, sign: float, seed: int = 
 
 
 def triad_points(df: pd.DataFrame, gain: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per predictor and setting: memorization gap and runtime-learning gain, both "positive = better".
+    """Per predictor and setting: memorization gap and gain with demonstrations, both "positive = better".
 
     gap = (memorized - novel) score over shots >= 1, with errors negated so a positive gap means
     better on memorized episodes; gain = improvement on novel episodes from the fewest to the most
