@@ -2,8 +2,11 @@
 
 Each figure shows one task: its demonstrations (input above output), the first test input, the
 expected output and every predictor's attempts for that test input (read from the ``prediction``
-JSON column of ``results.csv``), in the standard ARC palette. Tasks are picked so that the
-gallery shows disagreement: tasks some predictor solved and another did not come first.
+JSON column of ``results.csv``), in the standard ARC palette, each template-grids attempt titled
+with the program that produced it when the results carry the search's ``info``. Tasks are
+picked so that the gallery shows disagreement: tasks some predictor solved and another did not
+come first. ``template_programs`` and ``reach_table`` give the report the programs found per
+solved task and how many tasks are reachable at depth 1, 2 and 3.
 """
 
 from __future__ import annotations
@@ -57,6 +60,91 @@ def _attempts(prediction: str) -> list:
         return []
 
 
+TEMPLATE = "template-grids"
+
+
+def _search_info(cell: Any) -> dict | None:
+    """The template search's ``info`` (programs, depths, budgets) from a results cell, if recorded."""
+    if isinstance(cell, dict):
+        return cell
+    if not isinstance(cell, str) or not cell:
+        return None
+    try:
+        out = json.loads(cell)
+    except ValueError:
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def template_programs(results_df: Any, predictor: str = TEMPLATE, splits: Sequence[str] = ("novel",),
+                      recompute: bool = True) -> Any:
+    """The programs ``template-grids`` answered with, one row per task it scored on (score > 0).
+
+    Columns: ``version, split, scoring, task_id, score, program`` (the best program, readable),
+    ``second`` (the second attempt's program or ""), ``depth`` (primitives in the best program),
+    ``local_rule`` (its tail is a fitted local rule), ``in_pool`` (how many pool tasks the same
+    primitive sequence solved offline; 0 = a composition no training task needed). Read from the
+    results' ``info`` column where the run recorded one; otherwise (``recompute``) the predictor
+    is fitted on the suite's pool once per configuration and re-run on those tasks only.
+    """
+    import pandas as pd
+
+    from benchmark.registry import get_predictor, get_suite
+
+    cols = ["version", "split", "scoring", "task_id", "score", "program", "second", "depth", "local_rule", "in_pool"]
+    df = results_df
+    rows = df[(df["suite"] == "arc") & (df["predictor"] == predictor) & (df["split"].isin(list(splits)))
+              & (df["status"] == "ok") & (df["score"] > 0)]
+    out = []
+    fitted: dict = {}
+    suites: dict = {}
+    for r in rows.itertuples():
+        cfg = json.loads(r.suite_config)
+        info = _search_info(getattr(r, "info", None))
+        if info is None and recompute:
+            key = (r.suite_config, r.predictor_params)
+            if r.suite_config not in suites:
+                suites[r.suite_config] = get_suite("arc", **cfg)
+            suite = suites[r.suite_config]
+            if key not in fitted:
+                params = json.loads(r.predictor_params) if isinstance(r.predictor_params, str) else {}
+                fitted[key] = get_predictor(predictor, **params).fit(suite.pool())
+            task = suite.novel_tasks().get(r.task_id) or suite.training().get(r.task_id)
+            if task is not None:
+                info = fitted[key].predict_task(list(task.train), [x for x, _ in task.test]).info
+        if not info or not info.get("programs"):
+            continue
+        progs, depths, pool_n = info["programs"], info["depths"], info.get("in_pool") or [0]
+        out.append({"version": cfg.get("version", ""), "split": r.split, "scoring": cfg.get("scoring", ""),
+                    "task_id": r.task_id, "score": float(r.score), "program": progs[0],
+                    "second": progs[1] if len(progs) > 1 else "", "depth": int(depths[0]),
+                    "local_rule": "local rule" in progs[0], "in_pool": int(pool_n[0]) if pool_n else 0})
+    return pd.DataFrame(out, columns=cols)
+
+
+def reach_table(programs: Any) -> Any:
+    """How many tasks template-grids reaches at depth <= 1, 2, 3 (from :func:`template_programs`).
+
+    One row per (version, split, scoring, depth): ``solved`` at exactly that depth, ``reachable``
+    at most that depth (cumulative), and of those, ``program_in_pool`` (the same primitive
+    sequence solved a training task offline: selection) and ``local_rule`` (ends in a rule fitted
+    on the demonstrations).
+    """
+    import pandas as pd
+
+    rows = []
+    if len(programs):
+        for (v, sp, sc), g in programs.groupby(["version", "split", "scoring"], sort=True):
+            for d in range(0, int(max(3, g["depth"].max())) + 1):
+                upto = g[g["depth"] <= d]
+                rows.append({"version": v, "split": sp, "scoring": sc, "depth": d,
+                             "solved": int((g["depth"] == d).sum()), "reachable": len(upto),
+                             "program_in_pool": int((upto["in_pool"] > 0).sum()),
+                             "local_rule": int(upto["local_rule"].sum())})
+    return pd.DataFrame(rows, columns=["version", "split", "scoring", "depth", "solved", "reachable",
+                                       "program_in_pool", "local_rule"])
+
+
 def pick_tasks(arc: Any, n: int) -> list[tuple[str, str]]:
     """(suite_config, task_id) of up to ``n`` tasks, those where predictors disagree first."""
     ok = arc[arc["status"] == "ok"]
@@ -100,6 +188,8 @@ def draw_gallery(results_df: Any, out_dir: str | Path, n: int = 6, splits: Seque
             continue
         rows = arc[(arc["suite_config"] == cfg) & (arc["task_id"] == tid)].drop_duplicates("predictor")
         preds = [(r.predictor, _attempts(r.prediction), r.score) for r in rows.itertuples()]
+        progs = {r.predictor: (_search_info(getattr(r, "info", None)) or {}).get("programs", [])
+                 for r in rows.itertuples()}
         n_att = max([2] + [len(a) for _, a, _ in preds])
         ncols = max(len(task.train) + 2, n_att)
         nrows = 2 + len(preds)
@@ -118,8 +208,11 @@ def draw_gallery(results_df: Any, out_dir: str | Path, n: int = 6, splits: Seque
             for a in range(max(1, len(atts))):
                 ax = axes[2 + i, a]
                 ax.axis("on")
-                _grid_axes(ax, atts[a] if a < len(atts) else None,
-                           f"{name} #{a + 1}" + (f" (score {score:.2f})" if a == 0 and score == score else ""))
+                prog = progs.get(name, [])
+                label = f"{name} #{a + 1}" + (f" (score {score:.2f})" if a == 0 and score == score else "")
+                if a < len(prog):  # the program that produced this attempt, readable
+                    label += "\n" + "\n".join(prog[a][i:i + 34] for i in range(0, min(len(prog[a]), 102), 34))
+                _grid_axes(ax, atts[a] if a < len(atts) else None, label)
         version = json.loads(cfg).get("version", "")
         fig.suptitle(f"ARC {version} task {tid}", fontsize=9)
         fig.tight_layout()

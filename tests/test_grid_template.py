@@ -340,3 +340,29 @@ def test_bad_parameters_name_the_predictor():
         TemplateGrids(clock="sundial").predict(_batch([(A([[1]]), A([[1]]))], [A([[1]])]))
     with pytest.raises(ValueError, match="depth"):
         TemplateGrids(depth=9).predict(_batch([(A([[1]]), A([[1]]))], [A([[1]])]))
+
+
+def test_reach_table_counts_tasks_by_depth_from_recorded_programs():
+    import json
+
+    import pandas as pd
+
+    from benchmark.arc_gallery import reach_table, template_programs
+
+    def row(tid, score, progs, depths, in_pool, predictor="template-grids"):
+        return {"suite": "arc", "predictor": predictor, "split": "novel", "status": "ok", "score": score,
+                "task_id": tid, "suite_config": json.dumps({"version": "ARC-AGI-1", "scoring": "per-test-input"}),
+                "predictor_params": "{}", "info": json.dumps({"programs": progs, "depths": depths,
+                                                               "in_pool": in_pool})}
+
+    df = pd.DataFrame([row("a", 1.0, ["flip_lr"], [1], [3]),
+                       row("b", 0.5, ["rot90 | scale_up2", "x"], [2, 1], [0, 1]),
+                       row("c", 1.0, ["identity | local rule"], [0], [0]),
+                       row("d", 0.0, ["tile2x2"], [1], [1]),            # not solved: not counted
+                       row("e", 1.0, ["flip_lr"], [1], [1], predictor="lookup")])
+    progs = template_programs(df, recompute=False)
+    assert list(progs["task_id"]) == ["a", "b", "c"]
+    assert progs.set_index("task_id").loc["b", "second"] == "x"
+    t = reach_table(progs).set_index("depth")
+    assert t.loc[1, "reachable"] == 2 and t.loc[2, "reachable"] == 3 and t.loc[3, "reachable"] == 3
+    assert t.loc[2, "solved"] == 1 and t.loc[2, "program_in_pool"] == 1 and t.loc[0, "local_rule"] == 1

@@ -206,6 +206,49 @@ def repair_patch(g: Grid, c: int) -> Grid | None:
     return None if r is None else crop_to(r, g == c)
 
 
+def periodic_repair(g: Grid, c: int) -> Grid | None:
+    """Cells of colour ``c`` filled from the smallest tiling period that all other cells obey."""
+    unknown = g == c
+    if not unknown.any() or unknown.all():
+        return None
+    h, w = g.shape
+    known = ~unknown
+    vals = g[known].astype(np.int64)
+    def shift_ok(axis: int, k: int) -> bool:
+        a, b = (g[:-k], g[k:]) if axis == 0 else (g[:, :-k], g[:, k:])
+        ka, kb = (known[:-k], known[k:]) if axis == 0 else (known[:, :-k], known[:, k:])
+        return not ((a != b) & ka & kb).any()
+
+    pys = [k for k in range(1, h) if shift_ok(0, k)] + [h]
+    pxs = [k for k in range(1, w) if shift_ok(1, k)] + [w]
+    periods = sorted(((py, px) for py in pys for px in pxs if py < h or px < w),
+                     key=lambda t: (t[0] * t[1], t))
+    ii, jj = np.nonzero(known)
+    ui, uj = np.nonzero(unknown)
+    for py, px in periods[:60]:
+        res = (ii % py) * px + (jj % px)
+        n = py * px
+        lo = np.full(n, 99)
+        hi = np.full(n, -1)
+        np.minimum.at(lo, res, vals)
+        np.maximum.at(hi, res, vals)
+        if (hi[hi >= 0] != lo[hi >= 0]).any():
+            continue
+        ures = (ui % py) * px + (uj % px)
+        if (hi[ures] < 0).any():
+            continue
+        out = g.copy()
+        out[ui, uj] = hi[ures]
+        return out
+    return None
+
+
+def periodic_patch(g: Grid, c: int) -> Grid | None:
+    """Only the region :func:`periodic_repair` filled (its bounding box)."""
+    r = periodic_repair(g, c)
+    return None if r is None else crop_to(r, g == c)
+
+
 def ray(g: Grid, direction: str) -> Grid:
     """Every non-background cell extended in a direction until the next non-background cell."""
     bg = background(g)
@@ -303,6 +346,30 @@ def fill_holes(g: Grid) -> Grid | None:
     return out
 
 
+def frame(g: Grid) -> Grid | None:
+    """The outermost rows and columns marked (marker 10)."""
+    if min(g.shape) < 3:
+        return None
+    out = g.copy()
+    out[[0, -1], :] = MARK
+    out[:, [0, -1]] = MARK
+    return out
+
+
+def _pixel(g: Grid, how: str) -> Grid | None:
+    """A 1 x 1 grid of the most (or least) frequent non-background colour."""
+    cnt = np.bincount(g.ravel(), minlength=N_COLOURS)
+    cnt[background(g)] = 0
+    if not cnt.any():
+        return None
+    if how == "min":
+        cnt[cnt == 0] = 10 ** 6
+        i = _pick(cnt, "min")
+    else:
+        i = _pick(cnt, "max")
+    return None if i is None else np.array([[i]], dtype=g.dtype)
+
+
 def interior(g: Grid) -> Grid | None:
     """Object cells whose four neighbours are all non-background marked (marker 10)."""
     bg = background(g)
@@ -342,6 +409,9 @@ def _cells() -> list[Prim]:
         Prim("ring4", "ring", lambda g: ring(g, False)),
         Prim("ring8", "ring", lambda g: ring(g, True)),
         Prim("fill_holes", "holes", fill_holes),
+        Prim("frame", "ring", frame),
+        Prim("majority_pixel", "pixel", lambda g: _pixel(g, "max")),
+        Prim("minority_pixel", "pixel", lambda g: _pixel(g, "min")),
         Prim("mark_interior", "holes", interior),
     ]
     return P
@@ -637,6 +707,8 @@ def colour_prims(colours: Iterable[int]) -> list[Prim]:
             Prim(f"crop_colour_{c}", "crop", lambda g, c=c: crop_to(g, g == c)),
             Prim(f"repair_{c}", "repair", lambda g, c=c: repair(g, c)),
             Prim(f"repair_patch_{c}", "repair", lambda g, c=c: repair_patch(g, c)),
+            Prim(f"periodic_repair_{c}", "periodic", lambda g, c=c: periodic_repair(g, c)),
+            Prim(f"periodic_patch_{c}", "periodic", lambda g, c=c: periodic_patch(g, c)),
         ]
     return P
 
