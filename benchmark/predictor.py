@@ -62,11 +62,14 @@ class Predictor:
 
     # -- the two phases ----------------------------------------------------------------------
     def fit(self, pool: Any) -> "Predictor":
-        """Offline phase: sees only the suite's pool. The default learns nothing."""
+        """Offline phase: sees only the suite's pool (read-only; no run seed or evaluation key).
+        The default learns nothing."""
         return self
 
     def predict(self, batch: Any) -> Any:  # pragma: no cover - abstract
-        """Runtime phase: demonstrations and query inputs only."""
+        """Runtime phase: the sealed view of a batch (demonstrations, query inputs, shot count
+        and a declared ``meta["answer_space"]``; opaque ids, split ``"sealed"``). The answers
+        may depend on nothing else (the ``identity-invariant`` check)."""
         raise NotImplementedError
 
     def accepts(self, modality: str) -> bool:
