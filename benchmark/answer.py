@@ -432,13 +432,21 @@ def conclude(r: Row) -> tuple[str, str]:
     fl, tn, dist = r.cells["floor"], r.cells["template"], r.cells["distance"]
     tu = _unreachable_decision(r)
     if not fl.measured:
-        return "R0", f"cannot decide: {fl.note or 'no floor'} to compare with"
+        if not tn.measured and tu is None:
+            return "R0", f"cannot decide: {fl.note or 'no floor'} and no template to compare with"
+        rule, text = conclude_templates(r, tn, tu, dist)
+        return rule, f"{text} (no lookup/zero floor scored)"
     if not fl.tested:
         return "R1", f"cannot decide: {too_few(fl)}"
     if fl.decision < 0:
         return "R2", "worse than the lookup/zero floor on novel tasks: no support for leg 1 here"
     if fl.decision == 0:
         return "R3", f"cannot decide whether it beats the floor on novel tasks: needs {_more(fl)}"
+    return conclude_templates(r, tn, tu, dist)
+
+
+def conclude_templates(r: Row, tn: Cell, tu: int | None, dist: Cell) -> tuple[str, str]:
+    """Rules R4-R10: template selection, then leg 3."""
     if not tn.measured and tu is None:
         return "R4", "does well on novel tasks; no template predictor scored here, so template selection is not ruled out"
     small = [c for c in [tn] + r.unreachable if c.measured and not c.tested]
@@ -465,7 +473,8 @@ def conclude(r: Row) -> tuple[str, str]:
 
 
 RULES = [
-    ("R0", "No floor (lookup/zero) predictor shares episodes with it: nothing to conclude."),
+    ("R0", "Neither a floor (lookup/zero) nor a template predictor shares episodes with it: nothing to "
+           "conclude. (With templates but no floor, R4-R10 apply and the conclusion says no floor was scored.)"),
     ("R1", f"The novel-vs-floor claim rests on fewer than {MIN_UNITS} independent units: \"too few episodes\"."),
     ("R2", "Decided worse than the floor on novel tasks: no support for leg 1."),
     ("R3", "Not decided better than the floor: cannot decide (with the episodes a test would need)."),
