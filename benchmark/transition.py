@@ -169,6 +169,17 @@ def transition_checkpoints(root: Path | None = None) -> list[Path]:
                   key=lambda p: tuple(int(x) for x in p.name.split("-")[1::2]))
 
 
+def default_checkpoints() -> list[Path]:
+    """The one-per-pool-size shipped checkpoints (``pool-{M}``), smallest pool first."""
+    from benchmark.paths import data_dir
+
+    from benchmark.tables import pool_value
+
+    root = data_dir() / "checkpoints" / "linear-regression"
+    return sorted((p for p in root.glob("pool-*") if (p / "card.json").exists()),
+                  key=lambda p: pool_value(p.name.split("-", 1)[1]))
+
+
 def budget_note() -> str:
     """One sentence on the equal-budget checkpoints (steps, pool sizes, seeds), for captions."""
     cards = [json.loads((p / "card.json").read_text()) for p in transition_checkpoints()]
@@ -217,9 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("cards", help="training loss vs the dMMSE and ridge optima, per checkpoint")
     c.add_argument("--force", action="store_true", help="recompute the optima even when present")
     c.add_argument("--no-add", action="store_true", help="only print what the cards hold")
+    c.add_argument("--set", choices=("transition", "default", "all"), default="transition",
+                   help="which checkpoints: the equal-budget ones (default), the one-per-pool ones, or both")
     args = ap.parse_args(argv)
     if args.cmd == "cards":
-        df = card_losses(transition_checkpoints(), add=not args.no_add, force=args.force)
+        paths = ((transition_checkpoints() if args.set in ("transition", "all") else [])
+                 + (default_checkpoints() if args.set in ("default", "all") else []))
+        df = card_losses(paths, add=not args.no_add, force=args.force)
         if df.empty:
             print("no equal-budget checkpoints with a card under data/checkpoints/linear-regression/transition")
             return 1
