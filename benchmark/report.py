@@ -535,9 +535,10 @@ def answer_view(rows: list, metrics: dict) -> dict:
                  {"parts": [{"text": "updates weights" if r.updates_weights else "frozen"},
                             {"text": r.leg3, "sub": True}], "cls": leg3_cls + " l", "title": "", "md": r.leg3}]
         concl_cls = {"R8": "strong", "R9": "warn", "R10": "strong", "R5": "tmpl", "R6": "tmpl"}.get(r.rule, "weak")
-        shown = (r.setting or "(all)").replace("=", "=\u200b")
-        same = bool(t["rows"]) and t["rows"][-1]["_setting"] == shown
-        t["rows"].append({"setting": "" if same else shown, "_setting": shown, "predictor": r.predictor,
+        raw = r.setting or "(all)"
+        same = bool(t["rows"]) and t["rows"][-1]["_setting"] == raw
+        shown = raw.replace("=", "=\u200b")  # lets a long setting wrap after "="
+        t["rows"].append({"setting": "" if same else shown, "_setting": raw, "predictor": r.predictor,
                           "family": f"{r.family}, {'updates weights' if r.updates_weights else 'frozen'}",
                           "cells": cells, "conclusion": r.conclusion, "rule": r.rule, "concl_cls": concl_cls})
     lede = (f"Per in-context or fine-tuned system: does it do well on novel tasks (leg 1), is it lookup or "
@@ -669,8 +670,10 @@ def render_markdown(manifests, view: dict, sections: list[Section], lb, figs, co
         links.append(f"- [{f.title}]({_rel(f.png, out)}) (data: [{f.csv.name}]({_rel(f.csv, out)}))")
     md_secs = [{"title": s.title, "markdown": s.markdown} for s in sections if s.markdown]
     md_secs.append({"title": "Figures", "markdown": "\n".join(links)})
-    env = _env()
-    env.autoescape = False
+    from jinja2 import Environment, FileSystemLoader
+
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=False,
+                      keep_trailing_newline=True)
     return env.get_template("summary.md.j2").render(
         runs=", ".join(m["run"] for m in manifests),
         commits=", ".join(sorted({str(m.get("commit", "unknown")) for m in manifests})),

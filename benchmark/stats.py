@@ -97,14 +97,15 @@ def degenerate_interval(c: float, n: int, bounds: tuple[float, float], level: fl
 
 
 def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float = 0.95,
-                         seed: int = 0, bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
+                         seed: int = 0, bounds: tuple[float, float] | None | str = "auto") -> tuple[float, float, float]:
     """Mean of ``values`` and its percentile-bootstrap interval, resampling whole clusters.
 
     ``clusters`` labels each value's cluster (e.g. its task); None resamples values one by one.
     Each resample draws as many clusters as there are, with replacement, and takes the mean of
     all their values. Proportions never get a zero-width interval (see :func:`degenerate_interval`);
-    ``bounds`` gives the values' range when it cannot be read off the values (a difference of
-    proportions that happens to be 0 everywhere: pass (-1, 1)).
+    ``bounds`` gives the values' range: "auto" reads it off the values (:func:`value_bounds`), a
+    pair states it (a difference of proportions that happens to be 0 everywhere: (-1, 1)), None
+    says the values are unbounded (a constant then keeps its zero-width interval).
 
     >>> m, lo, hi = cluster_bootstrap_ci([1.0, 1.1, 5.0, 5.2], ["a", "a", "b", "b"])
     >>> lo <= m <= hi
@@ -132,7 +133,7 @@ def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float
         a = (1 - level) / 2
         lo, hi = (float(x) for x in np.quantile(means, [a, 1 - a]))
     if lo == hi:
-        b = bounds if bounds is not None else value_bounds(v)
+        b = value_bounds(v) if isinstance(bounds, str) else bounds
         if b is not None:
             lo, hi = degenerate_interval(m, g, b, level)
     return m, lo, hi
@@ -276,7 +277,7 @@ class Claim:
 
 
 def claim(values, task_ids: Sequence | None = None, n_boot: int = 2000, seed: int = 0,
-          level: float = 0.95, bounds: tuple[float, float] | None = None) -> Claim:
+          level: float = 0.95, bounds: tuple[float, float] | None | str = "auto") -> Claim:
     """A :class:`Claim` on per-episode ``values``, clustered by task when episodes share tasks.
 
     Below :data:`MIN_UNITS` units the p-value is NaN: the claim is shown, never decided.
