@@ -180,6 +180,47 @@ def default_checkpoints() -> list[Path]:
                   key=lambda p: pool_value(p.name.split("-", 1)[1]))
 
 
+SKEPTICS = ("template-mix", "template-mix-span", "algorithm-select", "template-dmmse", "ridge")
+
+
+def skeptic_errors(pool_size, split: str = "novel", episodes: int = 1000, run_seed: int = 1,
+                   pool_seed: int = 0, checkpoint_set: str = "default", shots: Sequence[int] = range(1, 17),
+                   predictors: Sequence[str] = SKEPTICS, suite_params: dict | None = None) -> dict:
+    """Mean error over ``shots`` of the transformer and the template skeptics on the same episodes,
+    with 95% intervals, and the transformer's paired difference to each (negative: it is better)."""
+    suite = get_suite("linear-regression", pool_size=pool_size, pool_seed=pool_seed, **(suite_params or {}))
+    pool = suite.pool()
+    fitted = {}
+    try:
+        fitted["icl-transformer"] = get_predictor("icl-transformer", checkpoint_set=checkpoint_set).fit(pool)
+    except Exception as exc:
+        print(f"pool {pool_size}: icl-transformer unavailable ({exc})", file=sys.stderr)
+    for name in predictors:
+        try:
+            fitted[name] = get_predictor(name).fit(pool)
+        except Exception:  # templates on an unlimited pool
+            continue
+    err = {n: np.zeros(episodes) for n in fitted}
+    for k in shots:
+        ev = suite.episodes(split, k, episodes, run_seed)
+        for n, f in fitted.items():
+            err[n] += suite.score(ev, f.predict(ev.batch))
+    err = {n: e / len(list(shots)) for n, e in err.items()}
+    out = {"pool_size": pool_size, "split": split}
+    for n, e in err.items():
+        out[n] = _ci(e)
+        if n != "icl-transformer" and "icl-transformer" in err:
+            out[f"icl - {n}"] = _ci(err["icl-transformer"] - e)
+    return out
+
+
+def print_skeptics(rows: Sequence[dict], file=sys.stdout) -> None:
+    """One line per pool size: each predictor's error, then the transformer's paired differences."""
+    for r in rows:
+        cells = [f"{k} {_fmt(*v)}" for k, v in r.items() if isinstance(v, tuple)]
+        print(f"M={r['pool_size']} [{r['split']}]: " + "; ".join(cells), file=file)
+
+
 def budget_note() -> str:
     """One sentence on the equal-budget checkpoints (steps, pool sizes, seeds), for captions."""
     cards = [json.loads((p / "card.json").read_text()) for p in transition_checkpoints()]
@@ -225,12 +266,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--run-seed", type=int, default=1)
     d.add_argument("--split", default="novel")
     d.add_argument("--csv", help="also write the per-episode table here")
+    e = sub.add_parser("errors", help="error of the transformer and the template skeptics, paired")
+    e.add_argument("--pools", default="4,16,64,256,1024,unlimited")
+    e.add_argument("--split", default="novel")
+    e.add_argument("--episodes", type=int, default=1000)
+    e.add_argument("--run-seed", type=int, default=1)
+    e.add_argument("--task-prior", default="gaussian")
+    e.add_argument("--checkpoint-set", default="default", choices=("default", "transition"))
+    e.add_argument("--pool-seed", type=int, default=0)
     c = sub.add_parser("cards", help="training loss vs the dMMSE and ridge optima, per checkpoint")
     c.add_argument("--force", action="store_true", help="recompute the optima even when present")
     c.add_argument("--no-add", action="store_true", help="only print what the cards hold")
     c.add_argument("--set", choices=("transition", "default", "all"), default="transition",
                    help="which checkpoints: the equal-budget ones (default), the one-per-pool ones, or both")
     args = ap.parse_args(argv)
+    if args.cmd == "errors":
+        print(f"mean error (mse/d) over shots 1..16, {args.episodes} episodes, split {args.split}, "
+              f"task_prior {args.task_prior}, run seed {args.run_seed}; ± = 95% interval; "
+              "'icl - x' is paired by episode (negative: the transformer is better)")
+        rows = [skeptic_errors(m, args.split, args.episodes, args.run_seed, args.pool_seed,
+                               args.checkpoint_set, suite_params={"task_prior": args.task_prior})
+                for m in args.pools.split(",")]
+        print_skeptics(rows)
+        return 0
     if args.cmd == "cards":
         paths = ((transition_checkpoints() if args.set in ("transition", "all") else [])
                  + (default_checkpoints() if args.set in ("default", "all") else []))
