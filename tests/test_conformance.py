@@ -250,6 +250,35 @@ class PoolArrayWriter(_Base):
         return self
 
 
+class ForgetsParam(_Base):
+    """Stores its constructor argument under another name (get_params cannot find it)."""
+
+    name = "forgets-param"
+
+    def __init__(self, alpha=1.0):
+        self.a = alpha
+
+    def predict(self, batch):
+        return self._ridge(batch)
+
+
+class BadFamily(_Base):
+    name = "bad-family"
+    family = "magic"
+
+    def predict(self, batch):
+        return self._ridge(batch)
+
+
+class CrashingFit(_Base):
+    """Raises from fit instead of NotApplicable."""
+
+    name = "crashing-fit"
+
+    def fit(self, pool):
+        raise RuntimeError("checkpoint not found")
+
+
 class NeedsArgument(_Base):
     name = "needs-argument"
 
@@ -260,7 +289,7 @@ class NeedsArgument(_Base):
         return self._ridge(batch)
 
 
-@pytest.mark.parametrize("cls, rule", [
+BROKEN = [
     (GcPeeker, "no-target-access"),
     (FramePeeker, "no-target-access"),
     (BatchMean, "batch-independent"),
@@ -269,13 +298,24 @@ class NeedsArgument(_Base):
     (WrongShape, "output-shape"),
     (Noisy, "deterministic"),
     (NeedsArgument, "constructible-with-defaults"),
+    (ForgetsParam, "stores-params"),
+    (BadFamily, "declares-metadata"),
+    (CrashingFit, "fits-on-pool"),
     (IdHasher, "identity-invariant"),
     (SplitReader, "identity-invariant"),
     (NaNPredictor, "finite-outputs"),
     (InputMutator, "inputs-unmodified"),
     (PoolMutator, "inputs-unmodified"),
     (PoolArrayWriter, "inputs-unmodified"),
-], ids=lambda v: v.name if isinstance(v, type) else v)
+]
+
+
+def test_every_predictor_rule_has_a_broken_predictor() -> None:
+    # restores-weights: test_updater_declaring_runtime_updates_must_restore
+    assert {r for _, r in BROKEN} | {"restores-weights"} == set(PREDICTOR_RULES)
+
+
+@pytest.mark.parametrize("cls, rule", BROKEN, ids=lambda v: v.name if isinstance(v, type) else v)
 def test_broken_predictor_is_caught(cls: type, rule: str) -> None:
     with pytest.raises(ConformanceError) as info:
         check_predictor(cls, suite_params=SMALL_LR, shots=[0, 2])
