@@ -82,7 +82,7 @@ def template_programs(results_df: Any, predictor: str = TEMPLATE, splits: Sequen
 
     Columns: ``version, split, scoring, task_id, score, program`` (the best program, readable),
     ``second`` (the second attempt's program or ""), ``depth`` (primitives in the best program),
-    ``local_rule`` (its tail is a fitted local rule), ``in_pool`` (how many pool tasks the same
+    ``in_pool`` (how many pool tasks the same
     primitive sequence solved offline; 0 = a composition no training task needed). Read from the
     results' ``info`` column where the run recorded one; otherwise (``recompute``) the predictor
     is fitted on the suite's pool once per configuration and re-run on those tasks only.
@@ -91,7 +91,7 @@ def template_programs(results_df: Any, predictor: str = TEMPLATE, splits: Sequen
 
     from benchmark.registry import get_predictor, get_suite
 
-    cols = ["version", "split", "scoring", "task_id", "score", "program", "second", "depth", "local_rule", "in_pool"]
+    cols = ["version", "split", "scoring", "task_id", "score", "program", "second", "depth", "in_pool"]
     df = results_df
     rows = df[(df["suite"] == "arc") & (df["predictor"] == predictor) & (df["split"].isin(list(splits)))
               & (df["status"] == "ok") & (df["score"] > 0)]
@@ -118,7 +118,7 @@ def template_programs(results_df: Any, predictor: str = TEMPLATE, splits: Sequen
         out.append({"version": cfg.get("version", ""), "split": r.split, "scoring": cfg.get("scoring", ""),
                     "task_id": r.task_id, "score": float(r.score), "program": progs[0],
                     "second": progs[1] if len(progs) > 1 else "", "depth": int(depths[0]),
-                    "local_rule": "local rule" in progs[0], "in_pool": int(pool_n[0]) if pool_n else 0})
+                    "in_pool": int(pool_n[0]) if pool_n else 0})
     return pd.DataFrame(out, columns=cols)
 
 
@@ -127,8 +127,7 @@ def reach_table(programs: Any) -> Any:
 
     One row per (version, split, scoring, depth): ``solved`` at exactly that depth, ``reachable``
     at most that depth (cumulative), and of those, ``program_in_pool`` (the same primitive
-    sequence solved a training task offline: selection) and ``local_rule`` (ends in a rule fitted
-    on the demonstrations).
+    sequence solved a training task offline: selection rather than a new composition).
     """
     import pandas as pd
 
@@ -139,10 +138,9 @@ def reach_table(programs: Any) -> Any:
                 upto = g[g["depth"] <= d]
                 rows.append({"version": v, "split": sp, "scoring": sc, "depth": d,
                              "solved": int((g["depth"] == d).sum()), "reachable": len(upto),
-                             "program_in_pool": int((upto["in_pool"] > 0).sum()),
-                             "local_rule": int(upto["local_rule"].sum())})
+                             "program_in_pool": int((upto["in_pool"] > 0).sum())})
     return pd.DataFrame(rows, columns=["version", "split", "scoring", "depth", "solved", "reachable",
-                                       "program_in_pool", "local_rule"])
+                                       "program_in_pool"])
 
 
 def pick_tasks(arc: Any, n: int) -> list[tuple[str, str]]:

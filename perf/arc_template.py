@@ -63,14 +63,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{w_new / max(w_old, 1e-9):.1f}x wall")
     per = score_attempts(ev.targets, preds, scoring="per-test-input")
     depths = Counter()
-    rules = 0
     for s, p in zip(per, preds):
         if s > 0:
             depths[min(p.info["depths"][:2])] += 1
-            rules += any("local rule" in t for t in p.info["programs"][:2])
     infos = [p.info for p in preds]
     print(f"depth of the best program on the {int((per > 0).sum())} scored tasks: "
-          f"{dict(sorted(depths.items()))}; ending in a local rule: {rules}")
+          f"{dict(sorted(depths.items()))}")
     print(f"budgets: {sum(i['timed_out'] for i in infos)} searches timed out, "
           f"{sum(i['node_budget_hit'] for i in infos)} hit the node budget, "
           f"{sum(i['split_budget_hit'] for i in infos)} skipped by the split budget; "

@@ -89,6 +89,11 @@ def test_symmetry_completion_and_repair():
     assert run("repair_8", hidden, colours=[8]) == pic.tolist()
     assert run("repair_patch_8", hidden, colours=[8]) == pic[1:3, 2:4].tolist()
     assert run("repair_7", hidden, colours=[7]) is None  # no cell of colour 7
+    tiled = np.tile(A([[1, 2, 3], [4, 5, 6]]), (3, 3))
+    holed = tiled.copy()
+    holed[1:3, 2:5] = 0  # a hole in a periodic pattern
+    assert run("periodic_repair_0", holed, colours=[0]) == tiled.tolist()
+    assert run("periodic_patch_0", holed, colours=[0]) == tiled[1:3, 2:5].tolist()
 
 
 def test_rays_and_connecting_lines():
@@ -119,6 +124,12 @@ def test_rings_holes_interior_and_boxes_use_markers():
     inner = run("mark_interior", solid)
     assert inner[2][2] == m and inner[1][1] == 3
     assert run("fill_boxes_8", [[1, 0], [0, 1]]) == [[1, m], [m, 1]]
+    assert run("fill_holes_own", box)[2][2] == 2
+    outlined = np.array(run("box_outline8", [[0, 0, 0, 0], [0, 3, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    assert (outlined[:3, :3] == [[m, m, m], [m, 3, m], [m, m, m]]).all() and outlined[3, 3] == 0
+    assert run("frame", np.zeros((3, 3), dtype=int)) == [[m, m, m], [m, 0, m], [m, m, m]]
+    assert run("majority_pixel", [[0, 1, 1, 2], [0, 0, 0, 0]]) == [[1]]
+    assert run("minority_pixel", [[0, 1, 1, 2], [0, 0, 0, 0]]) == [[2]]
 
 
 # -- objects ---------------------------------------------------------------------------------------------
@@ -270,16 +281,19 @@ def test_search_resolves_markers_with_a_colour_map():
     box = np.zeros((5, 5), dtype=int)
     box[1:4, 1:4] = 2
     box[2, 2] = 0
-    big = np.zeros((6, 6), dtype=int)
+    big = np.zeros((8, 6), dtype=int)
     big[0:4, 1:5] = 1
     big[1:3, 2:4] = 0
+    big[7, 0:3] = 7  # an open cup: not a hole (connecting lines would fill it)
+    big[6, 0] = big[6, 2] = 7
     demos = [(g, np.where(P.fill_holes(A(g)) == G.MARK, 4, g)) for g in (box, big)]
     q = np.zeros((4, 4), dtype=int)
     q[:3, :3] = 6
     q[1, 1] = 0
     r = search(demos, [q], max_depth=1)
-    assert r.found and r.found[0].names == ("fill_holes",) and r.found[0].cmap == {10: 4}
-    assert r.found[0].outputs[0][1, 1] == 4 and "fill_holes | colours 10->4" == r.found[0].text()
+    best = r.found[0]  # fill_holes, or a marker rule giving the same answer (connecting lines)
+    assert best.cmap == {10: 4} and best.text().endswith("| colours 10->4")
+    assert best.outputs[0][1, 1] == 4 and best.outputs[0][3, 3] == 0 and best.outputs[0][0, 0] == 6
 
 
 def _batch(demos, queries):
@@ -357,7 +371,7 @@ def test_reach_table_counts_tasks_by_depth_from_recorded_programs():
 
     df = pd.DataFrame([row("a", 1.0, ["flip_lr"], [1], [3]),
                        row("b", 0.5, ["rot90 | scale_up2", "x"], [2, 1], [0, 1]),
-                       row("c", 1.0, ["identity | local rule"], [0], [0]),
+                       row("c", 1.0, ["identity | colours 1->2"], [0], [0]),
                        row("d", 0.0, ["tile2x2"], [1], [1]),            # not solved: not counted
                        row("e", 1.0, ["flip_lr"], [1], [1], predictor="lookup")])
     progs = template_programs(df, recompute=False)
@@ -365,4 +379,4 @@ def test_reach_table_counts_tasks_by_depth_from_recorded_programs():
     assert progs.set_index("task_id").loc["b", "second"] == "x"
     t = reach_table(progs).set_index("depth")
     assert t.loc[1, "reachable"] == 2 and t.loc[2, "reachable"] == 3 and t.loc[3, "reachable"] == 3
-    assert t.loc[2, "solved"] == 1 and t.loc[2, "program_in_pool"] == 1 and t.loc[0, "local_rule"] == 1
+    assert t.loc[2, "solved"] == 1 and t.loc[2, "program_in_pool"] == 1 and t.loc[0, "reachable"] == 1

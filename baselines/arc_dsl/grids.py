@@ -31,8 +31,12 @@ def key(g: np.ndarray) -> tuple:
 
 
 def background(g: np.ndarray) -> int:
-    """The most frequent colour (ties: the smallest), taken as the background."""
-    return int(np.bincount(g.ravel(), minlength=N_COLOURS).argmax())
+    """Black (0) when it covers at least a fifth of the grid (ARC's usual background), else the
+    most frequent colour (ties: the smallest)."""
+    cnt = np.bincount(g.ravel(), minlength=N_COLOURS)
+    if cnt[0] * 5 >= g.size:
+        return 0
+    return int(cnt.argmax())
 
 
 class Objects(NamedTuple):

@@ -310,6 +310,32 @@ def connect(g: Grid, axis: int) -> Grid:
     return np.where(fill, lv, g).astype(g.dtype)
 
 
+def connect_mark(g: Grid, axis: int) -> Grid | None:
+    """Like :func:`connect`, but the filled cells are marked 10 instead of taking the colour."""
+    c = connect(g, axis)
+    if np.array_equal(c, g):
+        return None
+    return np.where(c != g, MARK, g).astype(g.dtype)
+
+
+def paint_lines(g: Grid, axis: int, last: bool) -> Grid | None:
+    """Every non-background cell takes the colour of the first (``last``: last) one in its row
+    (axis 1) or column (axis 0)."""
+    if axis == 0:
+        r = paint_lines(g.T, 1, last)
+        return None if r is None else r.T
+    bg = background(g)
+    nz = g != bg
+    if not nz.any():
+        return None
+    w = g.shape[1]
+    idx = np.where(nz, np.arange(w)[None, :], -1 if last else w)
+    pick = idx.max(axis=1) if last else idx.min(axis=1)
+    has = nz.any(axis=1)
+    key = np.where(has, g[np.arange(g.shape[0]), np.clip(pick, 0, w - 1)], bg)
+    return np.where(nz, key[:, None], g).astype(g.dtype)
+
+
 def _neighbours(m: np.ndarray, diag: bool) -> np.ndarray:
     p = np.pad(m, 1)
     out = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
@@ -344,6 +370,51 @@ def fill_holes(g: Grid) -> Grid | None:
     out = g.copy()
     out[inner] = MARK
     return out
+
+
+def fill_holes_own(g: Grid) -> Grid | None:
+    """Background regions not connected to the border filled with the colour around them."""
+    from scipy import ndimage
+
+    bg = background(g)
+    lab, n = ndimage.label(g == bg)
+    if n == 0:
+        return None
+    border = set(np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])).tolist())
+    out = g.copy()
+    changed = False
+    for i in range(1, n + 1):
+        if i in border:
+            continue
+        m = lab == i
+        ring_cells = g[_neighbours(m, False) & ~m]
+        ring_cells = ring_cells[ring_cells != bg]
+        if ring_cells.size == 0:
+            continue
+        out[m] = np.bincount(ring_cells, minlength=N_COLOURS).argmax()
+        changed = True
+    return out if changed else None
+
+
+def box_outline(g: Grid, conn: int) -> Grid | None:
+    """Background cells on the rectangle one cell around each object's bounding box marked 10."""
+    o = objects(g, conn, True)
+    if o.n == 0 or o.n > 30:
+        return None
+    h, w = g.shape
+    out = g.copy()
+    for b in o.boxes:
+        r0, r1, c0, c1 = b[0].start - 1, b[0].stop, b[1].start - 1, b[1].stop
+        m = np.zeros(g.shape, dtype=bool)
+        rr0, rr1, cc0, cc1 = max(r0, 0), min(r1, h - 1), max(c0, 0), min(c1, w - 1)
+        for r in (r0, r1):
+            if 0 <= r < h:
+                m[r, cc0: cc1 + 1] = True
+        for c in (c0, c1):
+            if 0 <= c < w:
+                m[rr0: rr1 + 1, c] = True
+        out[m & (out == o.bg)] = MARK
+    return out if not np.array_equal(out, g) else None
 
 
 def frame(g: Grid) -> Grid | None:
@@ -406,9 +477,18 @@ def _cells() -> list[Prim]:
         Prim("connect_rows", "connect", lambda g: connect(g, 1)),
         Prim("connect_cols", "connect", lambda g: connect(g, 0)),
         Prim("connect_both", "connect", lambda g: connect(connect(g, 1), 0)),
+        Prim("connect_rows_mark", "connect", lambda g: connect_mark(g, 1)),
+        Prim("connect_cols_mark", "connect", lambda g: connect_mark(g, 0)),
+        Prim("paint_rows_first", "paint", lambda g: paint_lines(g, 1, False)),
+        Prim("paint_rows_last", "paint", lambda g: paint_lines(g, 1, True)),
+        Prim("paint_cols_first", "paint", lambda g: paint_lines(g, 0, False)),
+        Prim("paint_cols_last", "paint", lambda g: paint_lines(g, 0, True)),
         Prim("ring4", "ring", lambda g: ring(g, False)),
         Prim("ring8", "ring", lambda g: ring(g, True)),
         Prim("fill_holes", "holes", fill_holes),
+        Prim("fill_holes_own", "holes", fill_holes_own),
+        Prim("box_outline4", "ring", lambda g: box_outline(g, 4)),
+        Prim("box_outline8", "ring", lambda g: box_outline(g, 8)),
         Prim("frame", "ring", frame),
         Prim("majority_pixel", "pixel", lambda g: _pixel(g, "max")),
         Prim("minority_pixel", "pixel", lambda g: _pixel(g, "min")),

@@ -26,7 +26,6 @@ from baselines.arc_dsl.primitives import Prim, apply, prims_for
 
 DIST_WEIGHT = 3.0  #: how much a wrong cell fraction of 1 costs, in units of one primitive
 CMAP_WEIGHT = 0.25  #: ranking cost of each real colour (0-9) the final colour map changes
-RULE_COST = 1.5     #: ranking cost of ending with a fitted local rule instead of a colour map
 
 
 @dataclass
@@ -38,7 +37,6 @@ class Found:
     cmap: dict[int, int]
     outputs: list[np.ndarray]
     cost: float
-    rule: bool = False  # the tail is a local rule fitted on the demonstrations, not a colour map
 
     @property
     def depth(self) -> int:
@@ -47,9 +45,7 @@ class Found:
     def text(self) -> str:
         """Readable form, e.g. ``crop_largest_mono4 | flip_lr | colours 1->2, 10->3``."""
         steps = list(self.names) or ["identity"]
-        if self.rule:
-            steps.append("local rule")
-        elif self.cmap:
+        if self.cmap:
             steps.append("colours " + ", ".join(f"{a}->{b}" for a, b in sorted(self.cmap.items())))
         return " | ".join(steps)
 
@@ -87,42 +83,6 @@ def fit_colour_map(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.nda
     return cmap
 
 
-def _codes(g: np.ndarray) -> np.ndarray:
-    """Per cell, a code of its colour and its four neighbours' (16 = outside the grid)."""
-    p = np.pad(g.astype(np.int64), 1, constant_values=16)
-    c, u, d, l, r = p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]
-    return ((((c * 17 + u) * 17 + d) * 17 + l) * 17 + r).ravel()
-
-
-def fit_local_rule(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> tuple | None:
-    """A lookup table from a cell's cross-shaped neighbourhood to its output colour, or ``None``.
-
-    The table must explain every demonstration cell without contradiction and must change
-    something (otherwise the colour map already covers it).
-    """
-    if any(g.shape != y.shape for g, y in zip(gs, ys)):
-        return None
-    codes = np.concatenate([_codes(g) for g in gs])
-    vals = np.concatenate([y.ravel() for y in ys]).astype(np.int64)
-    order = np.argsort(codes, kind="stable")
-    cs, vs = codes[order], vals[order]
-    same = cs[1:] == cs[:-1]
-    if (vs[1:][same] != vs[:-1][same]).any():
-        return None
-    keep = np.concatenate([[True], ~same])
-    return cs[keep], vs[keep]
-
-
-def apply_local_rule(rule: tuple, g: np.ndarray) -> np.ndarray | None:
-    """The rule applied to a grid; ``None`` if some neighbourhood was never seen in the demonstrations."""
-    uc, uv = rule
-    k = _codes(g)
-    pos = np.minimum(np.searchsorted(uc, k), len(uc) - 1)
-    if not (uc[pos] == k).all():
-        return None
-    return uv[pos].reshape(g.shape).astype(np.uint8)
-
-
 def _distance(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
     tot = 0.0
     for g, y in zip(gs, ys):
@@ -138,7 +98,7 @@ def prim_costs(prims: Sequence[Prim], family_cost: Mapping[str, float] | None) -
 
 def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, float] | None = None,
            max_depth: int = 3, max_nodes: int = 3000, seconds: float | None = None, want: int = 2,
-           clock: Callable[[], float] = time.process_time, local_rules: bool = True) -> SearchResult:
+           clock: Callable[[], float] = time.process_time) -> SearchResult:
     """Best-first search for up to ``want`` programs with distinct answers (see the module doc)."""
     t0 = clock()
     res = SearchResult()
@@ -154,40 +114,22 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
     ocost = costs[order]
     cache: dict = {}
     answers: set = set()
-    n_rules, n_plain = [0], [0]  # programs found ending in a local rule / a colour map
 
     def check(grids: tuple, names: tuple, fams: tuple, cost: float) -> None:
         cmap = fit_colour_map(grids[:nd], ys)
-        outs: list | None = []
-        rule = None
-        if cmap is not None:
-            for q in grids[nd:]:
-                o = cmap[q]
-                if (o >= MARK).any():
-                    outs = None  # a marker the demonstrations never resolved
-                    break
-                outs.append(o.astype(np.uint8))
-        elif local_rules and same_shape and n_rules[0] < want:
-            rule = fit_local_rule(grids[:nd], ys)
-            if rule is None:
-                return
-            for q in grids[nd:]:
-                o = apply_local_rule(rule, q)
-                if o is None or (o >= MARK).any():
-                    return
-                outs.append(o)
-        if cmap is None and rule is None or outs is None:
+        if cmap is None:
             return
+        outs = []
+        for q in grids[nd:]:
+            o = cmap[q]
+            if (o >= MARK).any():
+                return  # a marker the demonstrations never resolved
+            outs.append(o.astype(np.uint8))
         # distinct answers; with no test inputs (the offline phase) distinct programs
-        k = tuple((o.shape, o.tobytes()) for o in outs) if outs else (names, rule is not None)
+        k = tuple((o.shape, o.tobytes()) for o in outs) if outs else names
         if k in answers:
             return
         answers.add(k)
-        if rule is not None:
-            n_rules[0] += 1
-            res.found.append(Found(names, fams, {}, outs, cost + RULE_COST, rule=True))
-            return
-        n_plain[0] += 1
         cm = {int(a): int(b) for a, b in enumerate(cmap) if a != b and _seen(grids[:nd], a)}
         res.found.append(Found(names, fams, cm, outs, cost))
 
@@ -198,9 +140,9 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
     check(root, (), (), 0.0)
     heap: list = []
     counter = 0
-    if max_depth > 0 and n_plain[0] < want:
+    if max_depth > 0 and len(res.found) < want:
         heap.append((_distance(root[:nd], ys) * DIST_WEIGHT + ocost[0], 0, 0, 0))
-    while heap and n_plain[0] < want:
+    while heap and len(res.found) < want:
         if res.nodes >= max_nodes:
             res.exhausted = True
             break
@@ -244,7 +186,7 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
                                   len(nodes) - 1, 0))
     # a colour map that swaps real colours is weaker evidence than one that only names markers
     res.found.sort(key=lambda f: f.cost + CMAP_WEIGHT * sum(1 for a in f.cmap if a < MARK))
-    if seconds is not None and clock() - t0 > seconds and n_plain[0] < want and heap:
+    if seconds is not None and clock() - t0 > seconds and len(res.found) < want and heap:
         res.timed_out = True
     res.seconds = clock() - t0
     clear_cache()
