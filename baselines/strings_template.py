@@ -63,7 +63,9 @@ def template_reachability(task_id: str) -> str | None:
     maps are not (the library holds only the pool's tables). The report splits novel rules by it.
     """
     kind, _, rest = str(task_id).partition("/")
-    if kind == "rules":
+    if kind == "constructed":  # pool rules are in the library; novel ones reuse no pool step
+        return "reachable" if rest.rsplit("/", 1)[-1].startswith("pool-") else "unreachable"
+    if kind in ("rules", "familiar-rules"):
         if rest in POOL_RULES:
             return "reachable"
         try:
@@ -119,6 +121,7 @@ class TemplateStrings(Predictor):
         rules = [s for s in specs.values() if isinstance(s, str)]
         programs: list[tuple[str, Any]] = [("rule", r) for r in library_rules(rules, self.max_depth)]
         programs += [("table", dict(s)) for s in specs.values() if isinstance(s, dict)]
+        programs += [("constructed", s) for s in specs.values() if hasattr(s, "apply")]
         self.programs_ = programs
         self.pool_rules_ = tuple(rules)
         return self
@@ -133,6 +136,8 @@ class TemplateStrings(Predictor):
         if kind == "table":
             return body.get(x)
         try:
+            if kind == "constructed":
+                return body.apply(x)
             return apply_rule(body, x)
         except (ValueError, IndexError):
             return None

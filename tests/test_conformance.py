@@ -405,7 +405,7 @@ def test_strings_predictor_reading_task_ids_breaks_identity_invariance() -> None
         name, family, modalities = "rule-from-id", "reference", ("string",)
 
         def predict(self, batch):
-            return [[apply_rule(t.split("/", 1)[1], q) or "" if t.startswith("rules/") else ""
+            return [[apply_rule(t.split("/", 1)[1], q) or "" if t.startswith("familiar-rules/") else ""
                      for q in qs] for t, qs in zip(batch.task_ids, batch.query_x)]
 
     with pytest.raises(ConformanceError, match=r"^\[identity-invariant\]"):

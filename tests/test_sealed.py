@@ -56,12 +56,12 @@ class Nothing(Predictor):
 
 @register_predictor("test-id-reader")
 class IdReader(Nothing):
-    """(a) Reads the rule out of a strings task id such as ``rules/caesar-3``."""
+    """(a) Reads the rule out of a strings task id such as ``familiar-rules/caesar-3``."""
 
     def predict(self, batch):
         out = super().predict(batch)
         for i, tid in enumerate(batch.task_ids):
-            if str(tid).startswith("rules/"):
+            if str(tid).startswith("familiar-rules/"):
                 rule = str(tid).split("/", 1)[1]
                 out[i] = [apply_rule(rule, q) or "" for q in batch.query_x[i]]
         return out
@@ -282,7 +282,7 @@ def test_predict_sees_opaque_ids_no_split_and_only_the_answer_space(tmp_path):
     cfg = _cfg("strings", {"max_shots": 2}, ["test-recorder"], ["novel", "memorized"], [0, 2], episodes=6)
     run(cfg, tmp_path, progress=False)
     df = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
-    assert {"rules", "knowledge", "retrieval"} <= {t.split("/")[0] for t in df.task_id}  # harness side
+    assert {"familiar-rules", "constructed", "knowledge", "retrieval"} <= {t.split("/")[0] for t in df.task_id}  # harness side
     ids = [i for s in seen for i in s[0]]
     assert len(set(ids)) == len(ids)  # fresh per call
     assert all(len(i) == 16 and "/" not in i for i in ids)

@@ -114,7 +114,7 @@ def test_demo_copy_solves_retrieval_not_rules():
     scores = suite.score(ev, DemoCopy().predict(ev.batch))
     kinds = np.array([task_kind(t) for t in ev.batch.task_ids])
     assert scores[kinds == "retrieval"].mean() == 1.0
-    assert scores[kinds == "rules"].mean() < 0.2
+    assert scores[kinds == "familiar-rules"].mean() < 0.2
     ev0 = suite.episodes("novel", 0, 4, seed=0)
     assert DemoCopy(fallback="?").predict(ev0.batch) == [["?"]] * 4
 

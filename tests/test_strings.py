@@ -49,7 +49,8 @@ def test_same_seed_same_episodes_and_shots_are_nested(suite):
 
 def test_every_kind_appears_and_retrieval_query_is_demonstrated(suite):
     ev = suite.episodes("novel", 5, 12, seed=0)
-    assert {task_kind(t) for t in ev.batch.task_ids} == {"knowledge", "retrieval", "rules"}
+    assert {task_kind(t) for t in ev.batch.task_ids} == {"knowledge", "retrieval", "familiar-rules",
+                                                         "constructed"}
     assert ev.extra["kinds"] == [task_kind(t) for t in ev.batch.task_ids]
     for t, xs, qs in zip(ev.batch.task_ids, ev.batch.support_x, ev.batch.query_x):
         if task_kind(t) == "retrieval":
@@ -87,7 +88,8 @@ def test_lookup_exact_on_memorized_only(suite, pool):
     nov = suite.episodes("novel", 4, 30, seed=0)
     assert suite.score(nov, lk.predict(nov.batch)).max() == 0.0
     seen = suite.episodes("seen-task", 4, 30, seed=0)
-    assert _by_kind(seen, suite.score(seen, lk.predict(seen.batch)))["rules"] == 0.0
+    by = _by_kind(seen, suite.score(seen, lk.predict(seen.batch)))
+    assert by["familiar-rules"] == 0.0 and by["constructed"] == 0.0
 
 
 def test_template_solves_seen_rules_and_degrades_on_novel(suite, pool):
@@ -96,16 +98,17 @@ def test_template_solves_seen_rules_and_degrades_on_novel(suite, pool):
     tpl = TemplateStrings().fit(pool)
     seen = suite.episodes("seen-task", 8, 30, seed=1)
     assert _by_kind(seen, suite.score(seen, tpl.predict(seen.batch))) == {
-        "knowledge": 1.0, "retrieval": 1.0, "rules": 1.0}
+        "knowledge": 1.0, "retrieval": 1.0, "familiar-rules": 1.0, "constructed": 1.0}
     nov = suite.episodes("novel", 8, 60, seed=1)
     by = _by_kind(nov, suite.score(nov, tpl.predict(nov.batch)))
-    assert 0.0 < by["rules"] < 1.0 and by["knowledge"] == 0.0 and by["retrieval"] == 0.0
+    assert 0.0 < by["familiar-rules"] < 1.0 and by["knowledge"] == 0.0 and by["retrieval"] == 0.0
+    assert by["constructed"] == 0.0
     # A held-out parameter is out of the library; a new composition of pool steps is in it.
-    rules = get_suite("strings", kinds=["rules"], n_prompts=1)
+    rules = get_suite("strings", kinds=["rules"], n_prompts=1)  # the earlier name of familiar-rules
     ev = rules.episodes("novel", 8, 60, seed=2)
     sc = rules.score(ev, tpl.predict(ev.batch))
     per = {t: s for t, s in zip(ev.batch.task_ids, sc)}
-    assert per["rules/caesar-7"] == 0.0 and per["rules/sort+reverse"] == 1.0
+    assert per["familiar-rules/caesar-7"] == 0.0 and per["familiar-rules/sort+reverse"] == 1.0
 
 
 def test_score_and_parameter_errors(suite):

@@ -1,8 +1,10 @@
-"""String-to-string tasks of three kinds: knowledge, in-context retrieval and rules.
+"""String-to-string tasks of four kinds: knowledge, in-context retrieval, familiar rules and
+rules novel by construction.
 
 Task ids carry their kind as a prefix (``knowledge/capital``, ``retrieval/map-0``,
-``rules/reverse+caesar-1``); :func:`task_kind` reads it back and every :class:`EvalSet` also carries
-``extra["kinds"]``. A composed rule ``a+b`` applies ``a`` first, then ``b``.
+``familiar-rules/reverse+caesar-1``, ``constructed/subst+perm/3-1a2b3c4d``); :func:`task_kind`
+reads it back and every :class:`EvalSet` also carries ``extra["kinds"]``. A composed rule ``a+b``
+applies ``a`` first, then ``b``. ``KIND_LABELS`` says what each kind measures.
 """
 
 from __future__ import annotations
@@ -18,8 +20,20 @@ from benchmark.paths import data_dir
 from benchmark.registry import register_suite
 from benchmark.seeding import content_hash, stream
 from benchmark.suite import Suite, TaskPool
+from benchmark.suites.constructed import FAMILIES, ConstructedRule, draw_rule, step_keys
 
-KINDS = ("knowledge", "retrieval", "rules")
+KINDS = ("knowledge", "retrieval", "familiar-rules", "constructed")
+KIND_ALIASES = {"rules": "familiar-rules"}  # the kind's name before the constructed rules came
+#: what each kind measures, for reports and docs
+KIND_LABELS = {
+    "knowledge": "held-out facts of a pool relation (held out from the pool; a pretrained LM may "
+                 "know them from pretraining)",
+    "retrieval": "word->label maps defined only by the demonstrations (the answer is in the context)",
+    "familiar-rules": "web-common string rules (reverse, Caesar shift, add n ...): held-out "
+                      "parameters and compositions, but text about them is common",
+    "constructed": "rules novel by construction: substitution tables, permutations, affine maps "
+                   "and invented-word maps drawn per episode (no text can contain them)",
+}
 RELATIONS = {"capital": "capitals.csv", "element": "elements.csv", "opposite": "opposites.csv"}
 
 # Rules in the offline pool, and held-out rules: new parameters and new compositions.
@@ -35,7 +49,7 @@ CONSONANTS = "bcdfghjklmnprstvwz"
 
 
 def task_kind(task_id: str) -> str:
-    """The kind of a strings task (``knowledge``, ``retrieval`` or ``rules``) from its id."""
+    """The kind of a strings task (one of ``KINDS``) from its id."""
     return str(task_id).split("/", 1)[0]
 
 
@@ -113,12 +127,16 @@ def load_words(name: str) -> tuple[str, ...]:
 class StringTask:
     """One task: a rule applied to sampled inputs, or a finite table of facts."""
 
-    def __init__(self, task_id: str, rule: str | None = None, table: dict | None = None):
+    def __init__(self, task_id: str, rule: str | None = None, table: dict | None = None,
+                 constructed: ConstructedRule | None = None):
         self.task_id, self.rule, self.table = task_id, rule, table
+        self.constructed = constructed
         self.kind = task_kind(task_id)
 
     @property
     def fingerprint(self) -> str:
+        if self.constructed is not None:
+            return content_hash("constructed", self.constructed.spec)
         if self.rule is not None:
             return content_hash("rule", self.rule)
         return content_hash("table", sorted(self.table.items()))
@@ -141,9 +159,12 @@ class StringTask:
                 raise ValueError(f"task {self.task_id!r} has {len(keys)} facts, {n} needed")
             xs = [keys[i] for i in rng.permutation(len(keys))[:n]]
             return xs, [self.table[x] for x in xs]
-        dom, xs, seen = rule_domain(self.rule), [], set()
+        cr = self.constructed
+        dom, xs, seen = (cr.domain if cr is not None else rule_domain(self.rule)), [], set()
         while len(xs) < n:
-            if dom == "digits":
+            if cr is not None:
+                x = cr.draw_input(rng)
+            elif dom == "digits":
                 x = str(int(rng.integers(10, 10000)))
             else:
                 length = int(rng.integers(4, 8))
@@ -153,23 +174,28 @@ class StringTask:
                 xs.append(x)
                 if taken is not None:
                     taken[x] = self.task_id
+        if cr is not None:
+            return xs, [cr.apply(x) for x in xs]
         return xs, [apply_rule(self.rule, x) for x in xs]
 
 
 class StringsPool(TaskPool):
-    """The strings pool: the offline prompts plus ``specs`` (task id -> rule name or fact table).
+    """The strings pool: the offline prompts plus ``specs`` (task id -> rule name, fact table or
+    :class:`ConstructedRule`).
 
     Facts in ``specs`` are the pool's facts only; held-out facts and rules never appear here.
     """
 
     def __init__(self, suite: "Strings", tasks: Sequence[StringTask], **kw: Any):
         super().__init__(suite, **kw)
-        self.specs = {t.task_id: (t.rule if t.rule is not None else dict(t.table)) for t in tasks}
+        self.specs = {t.task_id: (t.constructed if t.constructed is not None else
+                                  t.rule if t.rule is not None else dict(t.table)) for t in tasks}
 
 
 @register_suite("strings")
 class Strings(Suite):
-    """String tasks: knowledge facts, word->label retrieval from the demonstrations, and rules.
+    """String tasks: knowledge facts, word->label retrieval from the demonstrations, familiar
+    rules, and rules novel by construction.
 
     - knowledge: each relation's facts (``data/strings/*.csv``) are split in half by
       ``pool_seed``; the pool task ``knowledge/REL`` holds one half, the novel task
@@ -177,7 +203,12 @@ class Strings(Suite):
     - retrieval: ``retrieval_tasks`` fixed random word->label maps over pool words are pool tasks;
       every novel episode gets a fresh map over held-out words. The query is one of the
       demonstrated words (the ``r mod shots``-th), so the answer is always in the context.
-    - rules: ``POOL_RULES`` are pool tasks; ``NOVEL_RULES`` hold new parameters and compositions.
+    - familiar-rules: ``POOL_RULES`` are pool tasks; ``NOVEL_RULES`` hold new parameters and
+      compositions of web-common rules (``rules`` is accepted as the kind's earlier name).
+    - constructed: ``constructed_pool`` pool rules (one per family in turn) drawn from the pool
+      stream; every novel episode draws its own rule from the evaluation stream, none of whose
+      steps reuses a pool step's parameters (:mod:`benchmark.suites.constructed`), so each novel
+      episode is its own task (``constructed/FAMILY/C-HASH``).
 
     Seen-task episodes draw fresh inputs from pool tasks; for the finite tables of knowledge and
     retrieval, "fresh" only means a new draw of the same facts, so lookup can answer them.
@@ -185,9 +216,9 @@ class Strings(Suite):
     Example
     -------
     >>> s = Strings(n_prompts=2)
-    >>> ev = s.episodes("novel", shots=2, n=3, seed=0)
+    >>> ev = s.episodes("novel", shots=2, n=4, seed=0)
     >>> [task_kind(t) for t in ev.batch.task_ids]
-    ['knowledge', 'retrieval', 'rules']
+    ['knowledge', 'retrieval', 'familiar-rules', 'constructed']
     """
 
     name = "strings"
@@ -198,16 +229,19 @@ class Strings(Suite):
     higher_is_better = True
     metric_range = (0.0, 1.0)
     defaults = {"kinds": list(KINDS), "max_shots": 16, "queries": 1, "pool_seed": 0,
-                "n_prompts": 4, "retrieval_tasks": 2, "retrieval_size": 18}
+                "n_prompts": 4, "retrieval_tasks": 2, "retrieval_size": 18,
+                "constructed_pool": len(FAMILIES)}
 
     def validate(self) -> None:
         p = self.params
         kinds = [p["kinds"]] if isinstance(p["kinds"], str) else list(p["kinds"])
+        kinds = [KIND_ALIASES.get(k, k) if isinstance(k, str) else k for k in kinds]
         bad = [k for k in kinds if k not in KINDS]
         if bad or not kinds:
             raise ValueError(f"suite 'strings': kinds must be a non-empty subset of {list(KINDS)}, got {p['kinds']!r}")
         p["kinds"] = [k for k in KINDS if k in kinds]
-        for key in ("max_shots", "queries", "n_prompts", "retrieval_tasks", "retrieval_size"):
+        for key in ("max_shots", "queries", "n_prompts", "retrieval_tasks", "retrieval_size",
+                    "constructed_pool"):
             if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < (0 if key == "max_shots" else 1):
                 raise ValueError(f"suite 'strings': {key} must be a positive integer, got {p[key]!r}")
         need = p["max_shots"] + p["queries"]
@@ -259,9 +293,32 @@ class Strings(Suite):
                 rng = stream(self.params["pool_seed"], "strings", "retrieval-pool", j)
                 tasks.append(StringTask(f"retrieval/map-{j}", table=self._retrieval_map(
                     rng, pool_words[j * size:(j + 1) * size])))
-        if "rules" in kinds:
-            tasks += [StringTask(f"rules/{r}", rule=r) for r in POOL_RULES]
+        if "familiar-rules" in kinds:
+            tasks += [StringTask(f"familiar-rules/{r}", rule=r) for r in POOL_RULES]
+        if "constructed" in kinds:
+            tasks += self._constructed_pool()
         return tasks
+
+    def _constructed_pool(self) -> list[StringTask]:
+        """Pool rules novel by construction, parameters from the pool stream (cached)."""
+        cached = self.__dict__.get("_constructed_pool_cache")
+        if cached is None:
+            cached = []
+            for j in range(int(self.params["constructed_pool"])):
+                rng = stream(self.params["pool_seed"], "strings", "constructed-pool", j)
+                rule = draw_rule(rng, FAMILIES[j % len(FAMILIES)])
+                cached.append(StringTask(f"constructed/{rule.family}/pool-{j}", constructed=rule))
+            self._constructed_pool_cache = cached
+        return cached
+
+    def constructed_novel(self, c: int, seed: int) -> StringTask:
+        """The ``c``-th novel constructed task of evaluation stream ``seed``: its own rule, none of
+        whose steps' parameters is a pool step's (families in turn, so every family appears)."""
+        avoid = {k for t in self._constructed_pool() for k in step_keys(t.constructed)}
+        rng = stream(seed, "strings", "constructed-novel", self.params["pool_seed"], c)
+        rule = draw_rule(rng, FAMILIES[c % len(FAMILIES)], avoid=avoid)
+        tag = content_hash("constructed", rule.spec)[:8]
+        return StringTask(f"constructed/{rule.family}/{c}-{tag}", constructed=rule)
 
     def novel_tasks(self, n: int, seed: int) -> list[StringTask]:
         """Held-out tasks for ``n`` episodes, kinds interleaved (fresh retrieval maps each)."""
@@ -269,8 +326,8 @@ class Strings(Suite):
         if "knowledge" in kinds:
             per_kind["knowledge"] = [StringTask(f"knowledge/{r}-heldout", table=self._fact_halves(r)[1])
                                      for r in RELATIONS]
-        if "rules" in kinds:
-            per_kind["rules"] = [StringTask(f"rules/{r}", rule=r) for r in NOVEL_RULES]
+        if "familiar-rules" in kinds:
+            per_kind["familiar-rules"] = [StringTask(f"familiar-rules/{r}", rule=r) for r in NOVEL_RULES]
         _, held_words = self._word_halves()
         out, counters = [], {k: 0 for k in kinds}
         for i in range(n):
@@ -280,6 +337,8 @@ class Strings(Suite):
             if kind == "retrieval":
                 rng = stream(seed, "strings", "retrieval-novel", self.params["pool_seed"], c)
                 out.append(StringTask(f"retrieval/novel-{c}", table=self._retrieval_map(rng, held_words)))
+            elif kind == "constructed":
+                out.append(self.constructed_novel(c, seed))
             else:
                 order = stream(seed, "strings", "novel-order", kind).permutation(len(per_kind[kind]))
                 out.append(per_kind[kind][order[c % len(order)]])
