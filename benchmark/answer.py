@@ -400,11 +400,16 @@ def decide_all(rows: list[Row]) -> int:
     return len(tested)
 
 
+#: beyond this many times the units already scored, the estimate is reported as "over Nx"
+MAX_FACTOR = 100
+
+
 def _more(c: Cell) -> str:
     if not np.isfinite(c.more_needed):
         return "no effect in sight at any feasible n" if c.more_needed == np.inf else "more data"
-    unit = c.unit
-    return f"about {int(c.more_needed)} more {unit}"
+    if c.more_needed > MAX_FACTOR * max(c.n, 1):
+        return f"over {MAX_FACTOR}x the {c.unit} scored"
+    return f"about {int(c.more_needed)} more {c.unit}"
 
 
 def too_few(c: Cell) -> str:
@@ -461,8 +466,8 @@ def conclude_templates(r: Row, tn: Cell, tu: int | None, dist: Cell) -> tuple[st
         open_ = [c for c in [tn] + r.unreachable if c.measured and c.decision == 0]
         need = max(open_, key=lambda c: c.more_needed if np.isfinite(c.more_needed) else 1e18) if open_ else tn
         if open_ and all(c.more_needed > INDISTINGUISHABLE * c.n for c in open_):
-            return "R6", (f"indistinguishable from template selection: no difference over n={need.n} "
-                          f"{need.unit} (finding one would take {_more(need)})")
+            return "R6", (f"indistinguishable from template selection (no difference over n={need.n} "
+                          f"{need.unit}; deciding would take {_more(need)})")
         return "R7", f"cannot decide whether it learns beyond templates: needs {_more(need)}"
     if r.updates_weights:
         return "R8", "learns beyond templates by updating its weights at runtime: consistent with leg 3"

@@ -300,24 +300,24 @@ figcaption{font-size:.9em;color:#444;max-width:1000px}
 .verdict p{margin:.35em 0}.note{color:#7a4b00}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 details{margin:.4em 0}summary{cursor:pointer}
-#answer h2{margin-top:.6em}#answer h3{margin:.7em 0 .2em;font-size:1.05em}
+#answer h2{margin-top:.4em;margin-bottom:.2em}#answer h3{margin:.7em 0 .2em;font-size:1.05em}
 #answer .unit{font-weight:normal;color:#666;font-size:.85em}
 .lede{margin:.2em 0 .4em;font-size:.92em;max-width:1300px}
 .answer-table{font-size:12px;width:100%;table-layout:auto;margin:.2em 0 .6em}
 .answer-table th{font-size:11.5px;vertical-align:bottom;text-align:left;padding:.2em .35em}
 .answer-table td{padding:.2em .35em;text-align:left;white-space:normal}
-.answer-table td div{white-space:nowrap}
 .answer-table td div.sub{color:#555;font-size:10.5px;white-space:normal}
 .answer-table td{max-width:9em}
 .answer-table td.yes{background:#e3f4e1}.answer-table td.no{background:#fbe1df}
 .answer-table td.open{background:#f1f1f1}.answer-table td.na{color:#888}
 .answer-table td.few{background:repeating-linear-gradient(135deg,#f6f6f6 0 6px,#ececec 6px 12px);color:#555}
-.answer-table td.concl{min-width:12em;max-width:17em;white-space:normal;font-size:12px}
+.answer-table td.concl{min-width:11em;max-width:14em;white-space:normal;font-size:12px}
 .answer-table tr.first td{border-top:2px solid #bbb}
 .answer-table th{max-width:8em}
 .answer-table td.concl.strong{font-weight:600;background:#fff4d6}
 .answer-table td.concl.tmpl{background:#ece6f6}.answer-table td.concl.warn{background:#fbe1df}
 .answer-table td.concl.weak{color:#444}
+.answer-table td.reach{min-width:10.5em}
 .answer-table .rule{color:#888;font-size:10px;font-weight:normal}
 .legend{font-size:.8em;color:#555;max-width:1300px}
 """
@@ -480,38 +480,52 @@ def _claim_cell(c, label_better: str = "", label_worse: str = "", show_other: bo
     if not c.tested:
         from benchmark.answer import too_few
 
-        word, cls = ("too few", "few") if c.n < MIN_UNITS else ("undecided", "open")
+        word, cls = ("too few", "few") if c.n < MIN_UNITS else ("n.s.", "open")
         title = too_few(c) if c.n < MIN_UNITS else title
     elif c.decision > 0:
         word, cls = label_better or "better", "yes"
     elif c.decision < 0:
         word, cls = label_worse or "worse", "no"
     else:
-        word, cls = "undecided", "open"
+        word, cls = "n.s.", "open"
         if np.isfinite(c.more_needed):
             title += f"; needs about {int(c.more_needed)} more {c.unit}"
-    parts = ([{"text": lead.rstrip(": "), "sub": True}] if lead else []) + [
-        {"text": f"{word} {_signed2(c.mean)}"}, {"text": ci}, {"text": sub, "sub": True}]
+    parts = [{"text": f"{lead}{word} {_signed2(c.mean)}"}, {"text": ci}, {"text": sub, "sub": True}]
     return {"parts": parts, "cls": cls, "title": title, "md": f"{lead}{word} {_signed2(c.mean)} {ci} {sub}"}
 
 
 def _short_shots(label: str) -> str:
     """``1,2,4,8,12,16`` -> ``1..16 (6)``: the answer's cells are narrow."""
     parts = [p for p in str(label).split(",") if p]
-    return f"{parts[0]}..{parts[-1]} ({len(parts)})" if len(parts) > 3 else str(label)
+    return f"{parts[0]}..{parts[-1]}" if len(parts) > 3 else str(label)
 
 
 def _signed2(x: float) -> str:
     return "n/a" if pd.isna(x) else ("+" if x > 0 else "") + _f2(x)
 
 
+def _leg3_short(r) -> str:
+    if r.leg3_status == "verified":
+        return "verified: " + r.leg3.split("(", 1)[-1].rstrip(")")
+    if r.leg3_status == "changed":
+        return r.leg3.split("but ", 1)[-1]
+    return "declared only"
+
+
 def _multi(cells: list) -> dict:
     if not cells:
-        return {"parts": [{"text": "no such split scored", "sub": True}], "cls": "na", "title": "",
+        return {"parts": [{"text": "no such split scored", "sub": True}], "cls": "na reach", "title": "",
                 "md": "no such split scored"}
-    views = [_claim_cell(c) for c in cells]
+    views, seen = [], set()
+    for c in cells:  # one "no template scored" note, not one per split
+        v = _claim_cell(c)
+        if not c.measured and v["md"] in seen:
+            continue
+        seen.add(v["md"])
+        views.append(v)
     order = {"no": 0, "few": 1, "open": 2, "na": 3, "yes": 4}
-    return {"parts": [p for v in views for p in v["parts"]], "cls": min((v["cls"] for v in views), key=order.get),
+    return {"parts": [p for v in views for p in v["parts"]],
+            "cls": min((v["cls"] for v in views), key=order.get) + " reach",
             "title": "; ".join(v["title"] for v in views if v["title"]), "md": "; ".join(v["md"] for v in views)}
 
 
@@ -524,7 +538,7 @@ def answer_view(rows: list, metrics: dict) -> dict:
                                         "rows": []})
         nv = r.novel
         novel = {"parts": [{"text": f"{_f2(nv.mean)}"}, {"text": f"[{_f2(nv.lo)}, {_f2(nv.hi)}]"},
-                           {"text": f"n={nv.n}{' tasks' if nv.unit == 'tasks' else ''} · shots {_short_shots(nv.shots)}", "sub": True}],
+                           {"text": f"n={nv.n}{' tasks' if nv.unit == 'tasks' else ''} · k {_short_shots(nv.shots)}", "sub": True}],
                  "cls": "few" if nv.n < MIN_UNITS else "", "title": "", "md": f"{fmt(nv.mean)} [{fmt(nv.lo)}, {fmt(nv.hi)}] n={nv.n}"}
         dist = _claim_cell(r.cells["distance"], "learner", "template", show_other=False)
         leg3_cls = {"verified": "yes", "changed": "no"}.get(r.leg3_status, "")
@@ -533,7 +547,8 @@ def answer_view(rows: list, metrics: dict) -> dict:
                  _claim_cell(r.cells["template"]), _multi(r.unreachable), dist,
                  _claim_cell(r.cells["gain"], "yes", "gets worse", show_other=False),
                  {"parts": [{"text": "updates weights" if r.updates_weights else "frozen"},
-                            {"text": r.leg3, "sub": True}], "cls": leg3_cls + " l", "title": "", "md": r.leg3}]
+                            {"text": _leg3_short(r), "sub": True}], "cls": leg3_cls + " l", "title": r.leg3,
+                  "md": r.leg3}]
         concl_cls = {"R8": "strong", "R9": "warn", "R10": "strong", "R5": "tmpl", "R6": "tmpl"}.get(r.rule, "weak")
         raw = r.setting or "(all)"
         same = bool(t["rows"]) and t["rows"][-1]["_setting"] == raw
@@ -545,7 +560,17 @@ def answer_view(rows: list, metrics: dict) -> dict:
             f"template selection, does it learn at runtime with frozen weights (leg 3)? Cells: paired "
             f"difference (+ = better for the system) [95% CI], n independent units. Decided only with "
             f"n ≥ {MIN_UNITS} and Holm-adjusted p < {ALPHA} over the {n_tests} claims tested.")
-    legend = ("Colours: green = decided better (or verified), red = decided worse, grey = undecided, "
+    groups = [("learn at runtime with frozen weights (R10)", {"R10"}),
+              ("learn beyond templates by updating weights (R8)", {"R8"}),
+              ("template selection or no better (R5, R6)", {"R5", "R6"}),
+              ("cannot decide (R0, R1, R3, R7)", {"R0", "R1", "R3", "R7"}),
+              ("other (R2, R4, R9)", {"R2", "R4", "R9"})]
+    counts = [(label, sum(r.rule in rules for r in rows)) for label, rules in groups]
+    glance = "; ".join(f"{n} {label}" for label, n in counts if n)
+    if rows:
+        lede += f" At a glance, of {len(rows)} rows: {glance}."
+    legend = ("Colours: green = decided better (or verified), red = decided worse, grey = not significant "
+              "after Holm (n.s.: undecided), "
               f"hatched = too few units (< {MIN_UNITS}). Hover a cell for its p-values and the units a "
               "decision would need. Rules: " + " ".join(f"{k}: {v}" for k, v in RULES)
               + " Full numbers: tables/answer.csv.")
