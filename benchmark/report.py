@@ -572,10 +572,10 @@ def answer_view(rows: list, metrics: dict) -> dict:
     legend = ("Colours: green = decided better (or verified), red = decided worse, grey = not significant "
               "after Holm (n.s.: undecided), "
               f"hatched = too few units (< {MIN_UNITS}). Hover a cell for its p-values and the units a "
-              "decision would need. Rules: " + " ".join(f"{k}: {v}" for k, v in RULES)
-              + " Full numbers: tables/answer.csv.")
+              "decision would need. Full numbers: tables/answer.csv; the rules: docs/report.md.")
     headers = [{"text": h, "cls": c, "title": t} for h, c, t in ANSWER_HEADERS]
     return {"tables": list(tables.values()), "headers": headers, "lede": lede, "legend": legend,
+            "rules": [{"id": k, "text": v} for k, v in RULES],
             "n_tests": n_tests, "empty": "No in-context or fine-tuned predictor was scored on novel tasks, "
                                          "so there is nothing to answer."}
 
