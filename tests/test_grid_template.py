@@ -63,6 +63,11 @@ def test_scaling_tiling_mirroring_and_fractal():
     assert run("mirror_4", [[1, 2]]) == [[1, 2, 2, 1], [1, 2, 2, 1]]
     assert np.array(run("rot_4", [[1, 2], [3, 4]])).shape == (4, 4)
     assert run("kron_self", [[1, 0], [0, 0]]) == [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert run("kron_neg", [[0, 7], [7, 7]]) == [[0, 0, 7, 0], [0, 0, 0, 0], [7, 0, 7, 0], [0, 0, 0, 0]]
+    assert run("invert", [[0, 7], [7, 7]]) == [[7, 0], [0, 0]]
+    assert run("invert", [[0, 7, 1]]) is None  # three colours
+    assert np.array(run("tile_by_colours", [[1, 2], [3, 3]])).shape == (6, 6)
+    assert np.array(run("tile_by_side", [[1, 2], [3, 3]])).shape == (4, 4)
     assert run("half_left", [[1, 2, 3, 4]]) == [[1, 2]]
     assert run("half_bottom", [[1], [2], [3]]) == [[3]]
     assert run("scale_up4", np.zeros((8, 8), dtype=int)) is None  # 32 x 32: over the ARC limit
@@ -224,6 +229,16 @@ def test_overlay_select_and_cells_to_pixels():
     assert run("select_fewest_colours_cell", [[1, 2, 5, 1, 1]]) == [[1, 1]]
     grid = [[1, 1, 5, 0, 0], [1, 0, 5, 0, 2]]
     assert run("cells_to_pixels", grid) == [[1, 2]]
+    uneven = [[1, 5, 0, 0], [1, 5, 0, 2]]  # cells of different widths
+    assert run("cells_to_pixels", uneven) == [[1, 2]]
+    blocks = np.kron(A([[3, 0], [0, 4]]), np.ones((3, 3), dtype=np.uint8))
+    blocks[0, 0] = 0  # a block is summarized by its most frequent non-background colour
+    assert run("blocks2_to_pixels", blocks) == [[3, 0], [0, 4]]
+    assert run("blocks3_to_pixels", np.zeros((4, 4), dtype=int)) is None  # 4 is not a multiple of 3
+    scattered = np.zeros((9, 9), dtype=int)
+    scattered[0:2, 0:2], scattered[0:2, 6:8], scattered[6:8, 3:5] = 1, 2, 3
+    scattered[4, 8] = 5  # noise: ignored
+    assert run("objects_to_pixels", scattered) == [[1, 0, 2], [0, 3, 0]]
 
 
 def test_colour_primitives():
@@ -243,6 +258,24 @@ def test_every_primitive_returns_a_valid_grid_or_none(g):
         if out is not None:
             assert out.ndim == 2 and out.dtype == np.uint8 and 0 < out.shape[0] <= 30 and 0 < out.shape[1] <= 30
             assert out.max() < G.N_COLOURS, p.name
+
+
+def test_learned_layouts_and_patches_for_enlargements():
+    from baselines.arc_dsl.search import apply_layout, apply_patches, fit_layout, fit_patches
+
+    xs = [A([[1, 2], [3, 4]]), A([[5, 0], [0, 6]])]
+    layout = lambda g: np.block([[g, g[:, ::-1]], [np.zeros_like(g), g[::-1, ::-1]]])  # noqa: E731
+    fitted = fit_layout(xs, [layout(x) for x in xs])
+    assert fitted == [["g", "lr"], ["0", "rot180"]]
+    q = A([[7, 8], [9, 0]])
+    assert np.array_equal(apply_layout(fitted, q), layout(q))
+    patch = {0: A([[0, 0], [0, 0]]), 5: A([[1, 2], [2, 1]])}
+    enlarge = lambda g: np.block([[patch[int(c)] for c in row] for row in g])  # noqa: E731
+    xs = [A([[5, 0], [0, 5]]), A([[0, 5, 5]])]
+    table = fit_patches(xs, [enlarge(x) for x in xs])
+    assert set(table) == {0, 5} and np.array_equal(apply_patches(table, A([[5, 5]])), enlarge(A([[5, 5]])))
+    assert apply_patches(table, A([[3]])) is None  # a colour never seen
+    assert fit_patches(xs, [x.repeat(2, 0).repeat(2, 1) for x in xs]) is None  # plain scaling
 
 
 def test_colour_map_fit():

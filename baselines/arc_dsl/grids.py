@@ -88,11 +88,11 @@ def clear_cache() -> None:
     _OBJ_CACHE.clear()
 
 
-def split_by_lines(g: np.ndarray) -> tuple[list[np.ndarray], int, int] | None:
+def split_by_lines(g: np.ndarray, equal: bool = True) -> tuple[list[np.ndarray], int, int] | None:
     """Cells between separator lines (full rows/columns of one non-background colour).
 
     Returns ``(cells in row-major order, rows of cells, columns of cells)`` or ``None`` when the
-    grid has no separator lines or the cells differ in shape.
+    grid has no separator lines or (``equal``) the cells differ in shape.
     """
     h, w = g.shape
     bg = background(g)
@@ -109,7 +109,7 @@ def split_by_lines(g: np.ndarray) -> tuple[list[np.ndarray], int, int] | None:
         if len(rs) * len(cs) < 2:
             continue
         cells = [g[a:b, p:q] for a, b in rs for p, q in cs]
-        if len({x.shape for x in cells}) == 1:
+        if not equal or len({x.shape for x in cells}) == 1:
             return cells, len(rs), len(cs)
     return None
 

@@ -67,6 +67,41 @@ def kron_self(g: Grid, invert: bool = False) -> Grid | None:
     return out
 
 
+def invert(g: Grid) -> Grid | None:
+    """The background and the only other colour swapped."""
+    cs = np.flatnonzero(np.bincount(g.ravel(), minlength=N_COLOURS))
+    if len(cs) != 2:
+        return None
+    a, b = int(cs[0]), int(cs[1])
+    return np.where(g == a, b, a).astype(g.dtype)
+
+
+def kron_neg(g: Grid) -> Grid | None:
+    """Each non-background cell replaced by the grid's negative (see :func:`invert`)."""
+    inv = invert(g)
+    if inv is None:
+        return None
+    h, w = g.shape
+    if h * h > MAX_SIDE or w * w > MAX_SIDE:
+        return None
+    bg = background(g)
+    out = np.full((h * h, w * w), bg, dtype=g.dtype)
+    for r, c in zip(*np.nonzero(g != bg)):
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = inv
+    return out
+
+
+def tile_n(g: Grid, how: str) -> Grid | None:
+    """Tiled n x n times, n = the number of colours (``colours``) or the grid's side (``side``)."""
+    if how == "colours":
+        n = len(np.unique(g))
+    else:
+        if g.shape[0] != g.shape[1]:
+            return None
+        n = g.shape[0]
+    return np.tile(g, (n, n)) if n > 1 else None
+
+
 def _geometry() -> list[Prim]:
     cat = np.concatenate
     P = [
@@ -82,6 +117,10 @@ def _geometry() -> list[Prim]:
         Prim("trim_border", "crop", lambda g: g[1:-1, 1:-1] if min(g.shape) > 2 else None),
         Prim("kron_self", "fractal", lambda g: kron_self(g)),
         Prim("kron_self_inv", "fractal", lambda g: kron_self(g, True)),
+        Prim("kron_neg", "fractal", kron_neg),
+        Prim("invert", "colour_swap", invert),
+        Prim("tile_by_colours", "tile", lambda g: tile_n(g, "colours")),
+        Prim("tile_by_side", "tile", lambda g: tile_n(g, "side")),
     ]
     for k in (2, 3, 4):
         P.append(Prim(f"scale_up{k}", "scale", lambda g, k=k: g.repeat(k, 0).repeat(k, 1)))
@@ -748,7 +787,7 @@ def select_part(g: Grid, how: str, rule: str) -> Grid | None:
 
 def cells_to_pixels(g: Grid) -> Grid | None:
     """Each cell between separator lines becomes one pixel of its most frequent non-zero colour."""
-    s = split_by_lines(g)
+    s = split_by_lines(g, equal=False)
     if s is None:
         return None
     cells, nr, nc = s
@@ -758,6 +797,54 @@ def cells_to_pixels(g: Grid) -> Grid | None:
         cnt[0] = 0
         vals.append(int(cnt.argmax()) if cnt.any() else 0)
     return np.array(vals, dtype=np.uint8).reshape(nr, nc)
+
+
+def blocks_to_pixels(g: Grid, n: int) -> Grid | None:
+    """An n x n arrangement of equal blocks, each becoming its most frequent non-background colour."""
+    h, w = g.shape
+    if h % n or w % n or h == n:
+        return None
+    bg = background(g)
+    bh, bw = h // n, w // n
+    blocks = g.reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
+    out = np.full(n * n, bg, dtype=g.dtype)
+    for i, b in enumerate(blocks):
+        cnt = np.bincount(b, minlength=N_COLOURS)
+        cnt[bg] = 0
+        if cnt.any():
+            out[i] = cnt.argmax()
+    return out.reshape(n, n)
+
+
+def objects_to_pixels(g: Grid) -> Grid | None:
+    """Large one-colour objects (noise ignored) laid out as a small grid, one pixel each, by position."""
+    o = objects(g, 4, False)
+    if o.n == 0:
+        return None
+    big = [i for i in range(o.n) if o.sizes[i] >= max(4, 0.3 * o.sizes.max())]
+    if len(big) < 2 or len(big) > 30:
+        return None
+
+    def bands(spans: list[tuple[int, int]]) -> list[int]:
+        order = sorted(range(len(spans)), key=lambda i: spans[i])
+        band, ends, out = -1, -1, [0] * len(spans)
+        for i in order:
+            a, b = spans[i]
+            if a >= ends:
+                band += 1
+            ends = max(ends, b)
+            out[i] = band
+        return out
+
+    rb = bands([(o.boxes[i][0].start, o.boxes[i][0].stop) for i in big])
+    cb = bands([(o.boxes[i][1].start, o.boxes[i][1].stop) for i in big])
+    out = np.full((max(rb) + 1, max(cb) + 1), o.bg, dtype=g.dtype)
+    for i, r, c in zip(big, rb, cb):
+        if out[r, c] != o.bg:
+            return None
+        b = o.boxes[i]
+        out[r, c] = g[b][o.labels[b] == i + 1][0]
+    return out
 
 
 def _regions() -> list[Prim]:
@@ -770,6 +857,9 @@ def _regions() -> list[Prim]:
     for rule in ("odd", "most", "fewest", "most_colours", "fewest_colours"):
         P.append(Prim(f"select_{rule}_cell", "select_cell", lambda g, r=rule: select_part(g, "lines", r)))
     P.append(Prim("cells_to_pixels", "cells_to_pixels", cells_to_pixels))
+    P.append(Prim("blocks2_to_pixels", "cells_to_pixels", lambda g: blocks_to_pixels(g, 2)))
+    P.append(Prim("blocks3_to_pixels", "cells_to_pixels", lambda g: blocks_to_pixels(g, 3)))
+    P.append(Prim("objects_to_pixels", "cells_to_pixels", objects_to_pixels))
     return P
 
 

@@ -26,6 +26,7 @@ from baselines.arc_dsl.primitives import Prim, apply, prims_for
 
 DIST_WEIGHT = 3.0  #: how much a wrong cell fraction of 1 costs, in units of one primitive
 CMAP_WEIGHT = 0.25  #: ranking cost of each real colour (0-9) the final colour map changes
+TAIL_COST = 0.5     #: ranking cost of ending with a learned layout or patch table
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Found:
     cmap: dict[int, int]
     outputs: list[np.ndarray]
     cost: float
+    tail: str = ""  # a learned enlargement instead of a colour map: "layout ..." or "patches ..."
 
     @property
     def depth(self) -> int:
@@ -45,7 +47,9 @@ class Found:
     def text(self) -> str:
         """Readable form, e.g. ``crop_largest_mono4 | flip_lr | colours 1->2, 10->3``."""
         steps = list(self.names) or ["identity"]
-        if self.cmap:
+        if self.tail:
+            steps.append(self.tail)
+        elif self.cmap:
             steps.append("colours " + ", ".join(f"{a}->{b}" for a, b in sorted(self.cmap.items())))
         return " | ".join(steps)
 
@@ -83,6 +87,91 @@ def fit_colour_map(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.nda
     return cmap
 
 
+_DIHEDRAL = (("g", lambda g: g), ("lr", lambda g: g[:, ::-1]), ("ud", lambda g: g[::-1]),
+             ("rot180", lambda g: g[::-1, ::-1]), ("T", lambda g: g.T), ("rot90", lambda g: np.rot90(g, 1)),
+             ("rot270", lambda g: np.rot90(g, 3)), ("antiT", lambda g: g[::-1, ::-1].T),
+             ("0", lambda g: np.zeros_like(g)))
+
+
+def _factors(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> tuple[int, int] | None:
+    """(a, b) when every target is exactly a x b times its grid (the same for all), else ``None``."""
+    ab = None
+    for g, y in zip(gs, ys):
+        (h, w), (H, W) = g.shape, y.shape
+        if H % h or W % w:
+            return None
+        f = (H // h, W // w)
+        if ab is None:
+            ab = f
+        elif f != ab:
+            return None
+    return ab if ab and ab != (1, 1) and max(ab) <= 6 else None
+
+
+def fit_layout(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> list | None:
+    """Per block of an a x b enlargement, the rotation/flip of the grid (or blank) it holds in
+    every demonstration: a tiling layout learned from the demonstrations, or ``None``."""
+    ab = _factors(gs, ys)
+    if ab is None:
+        return None
+    a, b = ab
+    layout = []
+    for i in range(a):
+        row = []
+        for j in range(b):
+            for name, t in _DIHEDRAL:
+                if all(t(g).shape == (g.shape[0], g.shape[1]) and np.array_equal(
+                        y[i * g.shape[0]:(i + 1) * g.shape[0], j * g.shape[1]:(j + 1) * g.shape[1]], t(g))
+                       for g, y in zip(gs, ys)):
+                    row.append(name)
+                    break
+            else:
+                return None
+        layout.append(row)
+    return layout
+
+
+def apply_layout(layout: list, g: np.ndarray) -> np.ndarray | None:
+    """A learned layout applied to a grid."""
+    T = dict(_DIHEDRAL)
+    blocks = [[T[n](g) for n in row] for row in layout]
+    if any(x.shape != g.shape for row in blocks for x in row):
+        return None
+    out = np.block(blocks)
+    return out if max(out.shape) <= 30 else None
+
+
+def fit_patches(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> dict | None:
+    """Colour -> k x k patch, when every target is its grid with each cell replaced by the patch
+    of its colour (the same patches in every demonstration), or ``None``."""
+    ab = _factors(gs, ys)
+    if ab is None or ab[0] != ab[1]:
+        return None
+    k = ab[0]
+    table: dict = {}
+    for g, y in zip(gs, ys):
+        h, w = g.shape
+        blocks = y.reshape(h, k, w, k).transpose(0, 2, 1, 3)
+        for c in np.unique(g):
+            ps = blocks[g == c]
+            if (ps != ps[0]).any():
+                return None
+            if int(c) in table and not np.array_equal(table[int(c)], ps[0]):
+                return None
+            table[int(c)] = ps[0]
+    if all(np.all(p == c) for c, p in table.items()):
+        return None  # plain scaling: a primitive already
+    return table
+
+
+def apply_patches(table: dict, g: np.ndarray) -> np.ndarray | None:
+    """Learned patches applied to a grid (``None`` if it has a colour never seen)."""
+    if any(int(c) not in table for c in np.unique(g)):
+        return None
+    out = np.block([[table[int(c)] for c in row] for row in g])
+    return out if max(out.shape) <= 30 else None
+
+
 def _distance(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> float:
     tot = 0.0
     for g, y in zip(gs, ys):
@@ -117,21 +206,39 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
 
     def check(grids: tuple, names: tuple, fams: tuple, cost: float) -> None:
         cmap = fit_colour_map(grids[:nd], ys)
+        tail = ""
+        outs: list = []
         if cmap is None:
-            return
-        outs = []
-        for q in grids[nd:]:
-            o = cmap[q]
-            if (o >= MARK).any():
-                return  # a marker the demonstrations never resolved
-            outs.append(o.astype(np.uint8))
+            if same_shape or grids[0].shape == ys[0].shape:
+                return
+            layout = fit_layout(grids[:nd], ys)
+            table = fit_patches(grids[:nd], ys) if layout is None else None
+            if layout is None and table is None:
+                return
+            for q in grids[nd:]:
+                o = apply_layout(layout, q) if layout is not None else apply_patches(table, q)
+                if o is None or (o >= MARK).any():
+                    return
+                outs.append(o.astype(np.uint8))
+            if layout is not None:
+                tail = "layout " + "; ".join(" ".join(r) for r in layout)
+            else:
+                tail = f"patches {len(next(iter(table.values())))}x{len(next(iter(table.values())))} per colour"
+            cmap = np.arange(N_COLOURS)
+            cost += TAIL_COST
+        else:
+            for q in grids[nd:]:
+                o = cmap[q]
+                if (o >= MARK).any():
+                    return  # a marker the demonstrations never resolved
+                outs.append(o.astype(np.uint8))
         # distinct answers; with no test inputs (the offline phase) distinct programs
         k = tuple((o.shape, o.tobytes()) for o in outs) if outs else names
         if k in answers:
             return
         answers.add(k)
         cm = {int(a): int(b) for a, b in enumerate(cmap) if a != b and _seen(grids[:nd], a)}
-        res.found.append(Found(names, fams, cm, outs, cost))
+        res.found.append(Found(names, fams, cm, outs, cost, tail))
 
     root = tuple(xs)
     rkeys = tuple((g.shape, g.tobytes()) for g in root)
