@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from benchmark.rundir import RunDirError, cell_path, read_cell, write_atomic, write_cell
+from benchmark.worker_guard import ENV as DIE_WITH_PARENT_ENV
+from benchmark.worker_guard import die_with_parent
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 INFLIGHT_DIR = ".inflight"   # under the run directory: one marker file per cell being run locally
 Result = tuple[Any, Any, "str | None"]
 Work = Callable[[Any], Any]
-PR_SET_PDEATHSIG = 1
 
 
 class CellTimeout(BaseException):
@@ -110,20 +111,6 @@ def worker_env() -> dict[str, str]:
     if os.environ.get("TRIADBENCH_PLUGINS"):
         env["TRIADBENCH_PLUGINS"] = os.environ["TRIADBENCH_PLUGINS"]
     return env
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (however the parent dies, SIGKILL
-    included); a no-op elsewhere. If the parent is already gone, exit now."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
 
 
 def init_worker(env: dict[str, str] | None = None, pdeathsig: bool = False) -> None:
@@ -290,10 +277,13 @@ class LocalExecutor:
             # once, so a replacement for a dead worker starts in milliseconds, not seconds.
             from benchmark import registry
 
-            ctx.set_forkserver_preload([m for m in ("benchmark.runner", *registry._BUILTIN_MODULES)
-                                        if m in sys.modules])
-        saved = {v: os.environ.get(v) for v in THREAD_ENV}
+            # benchmark.worker_guard first: the fork server dies with this process (and its
+            # workers with the fork server), even when this process is killed with SIGKILL.
+            ctx.set_forkserver_preload(["benchmark.worker_guard"] + [
+                m for m in ("benchmark.runner", *registry._BUILTIN_MODULES) if m in sys.modules])
+        saved = {v: os.environ.get(v) for v in (*THREAD_ENV, DIE_WITH_PARENT_ENV)}
         os.environ.update({v: "1" for v in THREAD_ENV})  # children read these before numpy loads
+        os.environ[DIE_WITH_PARENT_ENV] = str(os.getpid())
         try:
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
                                        initargs=(worker_env(), True))
