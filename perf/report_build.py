@@ -42,7 +42,9 @@ def synthetic_run(out: Path, episodes: int = 100, seeds: int = 2) -> int:
                     preds = rng.normal(size=(n, 4)).round(5)
                     parts.append(pd.DataFrame({
                         "suite": "linear-regression", "split": split, "predictor": pred, "family": fam,
-                        "updates_weights": False, "shots": shots, "task_id": "t",
+                        "updates_weights": False, "shots": shots,
+                        "task_id": np.tile([f"{split}-task-{i % (episodes // 4) if split != 'novel' else i}"
+                                            for i in range(episodes)], 17),
                         "episode_id": np.tile([f"{split}-{i}" for i in range(episodes)], 17),
                         "seed": seed, "metric": "mse/d", "score": score, "status": "ok", "error": "",
                         "prediction": ["[" + ", ".join(map(str, p)) + "]" for p in preds],
