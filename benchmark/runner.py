@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import inspect
 import itertools
@@ -224,9 +223,9 @@ def fitted_for(cell: Cell) -> tuple[Any, float, BaseException | None]:
         if len(_FITTED) >= _MAX_FITTED:
             _FITTED.pop(next(iter(_FITTED)))
         pred = predictor_class(cell.predictor)(**json.loads(cell.predictor_params))
-        # a shallow copy per predictor: attributes one fit sets never reach another; the pool's
-        # arrays are read-only and it names no run seed or evaluation key (the sealed view)
-        pool = copy.copy(pool_for(cell))
+        # a deep copy per predictor: nothing one fit does to it reaches another or the audit;
+        # its arrays are read-only and it names no run seed or evaluation key (the sealed view)
+        pool = pool_for(cell).copy()
         t0 = time.perf_counter()
         try:
             pred.fit(pool)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -43,9 +45,9 @@ def freeze(obj: Any, depth: int = 8) -> Any:
     elif isinstance(obj, dict):
         for v in obj.values():
             freeze(v, depth - 1)
-    elif isinstance(obj, EpisodeBatch):
-        for v in (obj.support_x, obj.support_y, obj.query_x, obj.meta):
-            freeze(v, depth - 1)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            freeze(getattr(obj, f.name), depth - 1)
     return obj
 
 
@@ -73,6 +75,17 @@ class TaskPool:
 
     def __len__(self) -> int:
         return len(self.task_ids)
+
+    def copy(self) -> "TaskPool":
+        """A deep, again read-only copy: what one predictor's ``fit`` gets, so that nothing it
+        does to its pool reaches another predictor or the harness's audit."""
+        try:
+            other = copy.deepcopy(self)
+        except Exception:  # a plugin pool holding something uncopyable: a shallow copy
+            other = copy.copy(self)
+        for v in vars(other).values():
+            freeze(v)
+        return other
 
 
 class Suite:

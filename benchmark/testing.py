@@ -547,7 +547,7 @@ def check_predictor(predictor: Any, suite: Any = "linear-regression", suite_para
     pools: list[tuple[Any, str]] = []
 
     def fitted() -> Any:
-        pool = copy.copy(s.pool())  # as the runner does: a shallow copy per predictor
+        pool = s.pool().copy()  # as the runner does: a deep, read-only copy per predictor
         pools.append((pool, content_digest(pool) if "inputs-unmodified" in wanted else ""))
         try:
             fitted_p = _fresh(predictor, cls, params).fit(pool)
