@@ -530,7 +530,7 @@ def run_cell(cell: Cell) -> pd.DataFrame:
             hashes = episode_hashes(evalset_for(cell))
         except Exception:  # the cell's own rows already say what failed
             hashes = {}
-    df["episode_hash"] = df["episode_id"].astype(str).map(hashes).fillna("")
+    df["episode_hash"] = [hashes.get(str(e), "") for e in df["episode_id"]]
     return df
 
 
