@@ -185,6 +185,9 @@ def test_recolour_by_rule_through_markers():
     assert run("mark_size_max_mono4", two)[0] == [m, m, 0, 1]
     assert run("mark_size_min_mono4", two)[0] == [1, 1, 0, m]
     assert run("mark_size_size_mono4", two)[0] == [m + 1, m + 1, 0, m]
+    small = run("mark_small2_4", [[1, 1, 1, 0, 2, 2, 0, 3], [0] * 8])
+    assert small[0] == [1, 1, 1, 0, m, m, 0, m]
+    assert run("crop_object_with_4", [[1, 4, 0, 0], [1, 1, 0, 2], [0, 0, 0, 2]], colours=[4]) == [[1, 4], [1, 1]]
     rep = run("mark_shape_repeat_4", [[1, 0, 2, 0, 3, 3]])
     assert rep == [[m, 0, m, 0, m + 1, m + 1]]
     border = run("mark_touching_border_4", [[1, 0, 0], [0, 0, 0], [0, 0, 0]] + [[0, 2, 0]] + [[0, 0, 0]])
@@ -229,6 +232,9 @@ def test_overlay_select_and_cells_to_pixels():
     assert run("select_fewest_colours_cell", [[1, 2, 5, 1, 1]]) == [[1, 1]]
     grid = [[1, 1, 5, 0, 0], [1, 0, 5, 0, 2]]
     assert run("cells_to_pixels", grid) == [[1, 2]]
+    quads = [[0, 1, 0, 5, 0, 2, 2], [1, 1, 0, 5, 0, 2, 0], [5, 5, 5, 5, 5, 5, 5], [0, 0, 0, 5, 0, 4, 4],
+             [3, 3, 0, 5, 0, 4, 0], [0, 3, 0, 5, 0, 0, 0]]  # four cells of unequal size, 2 x 2 contents
+    assert run("cells_assemble", quads) == [[0, 1, 2, 2], [1, 1, 2, 0], [3, 3, 4, 4], [0, 3, 4, 0]]
     uneven = [[1, 5, 0, 0], [1, 5, 0, 2]]  # cells of different widths
     assert run("cells_to_pixels", uneven) == [[1, 2]]
     blocks = np.kron(A([[3, 0], [0, 4]]), np.ones((3, 3), dtype=np.uint8))

@@ -635,6 +635,26 @@ def mark_by_size(g: Grid, conn: int, multi: bool, how: str) -> Grid | None:
     return out
 
 
+def mark_small(g: Grid, conn: int, size: int) -> Grid | None:
+    """One-colour objects of at most ``size`` cells marked 10 (the others keep their colour)."""
+    o = objects(g, conn, False)
+    small = np.flatnonzero(o.sizes <= size) + 1
+    if small.size == 0 or small.size == o.n:
+        return None
+    out = g.copy()
+    out[np.isin(o.labels, small)] = MARK
+    return out
+
+
+def crop_containing(g: Grid, c: int) -> Grid | None:
+    """The bounding box of the (8-connected, any colours) object holding colour ``c``, if only one does."""
+    o = objects(g, 8, True)
+    hits = np.unique(o.labels[(g == c) & (o.labels > 0)])
+    if hits.size != 1:
+        return None
+    return g[o.boxes[int(hits[0]) - 1]]
+
+
 def mark_shape_match(g: Grid, conn: int) -> Grid | None:
     """Objects whose shape occurs more than once marked 10, the unique-shape ones 11 (colour-blind)."""
     o = objects(g, conn, True)
@@ -718,6 +738,9 @@ def _objects() -> list[Prim]:
                 P.append(Prim(f"mark_size_{how}_{tag}", "mark_object",
                               lambda g, c=conn, m=multi, h=how: mark_by_size(g, c, m, h)))
         P += [
+            Prim(f"mark_small1_{conn}", "mark_object", lambda g, c=conn: mark_small(g, c, 1)),
+            Prim(f"mark_small2_{conn}", "mark_object", lambda g, c=conn: mark_small(g, c, 2)),
+            Prim(f"mark_small3_{conn}", "mark_object", lambda g, c=conn: mark_small(g, c, 3)),
             Prim(f"remove_noise1_{conn}", "denoise", lambda g, c=conn: remove_small(g, c, 1)),
             Prim(f"remove_noise2_{conn}", "denoise", lambda g, c=conn: remove_small(g, c, 2)),
             Prim(f"mark_shape_repeat_{conn}", "mark_object", lambda g, c=conn: mark_shape_match(g, c)),
@@ -783,6 +806,23 @@ def select_part(g: Grid, how: str, rule: str) -> Grid | None:
     else:
         i = _pick(np.array([len(np.unique(p)) for p in parts]), "max" if rule == "most_colours" else "min")
     return None if i is None else parts[i]
+
+
+def cells_assemble(g: Grid) -> Grid | None:
+    """Each cell between separator lines cropped to its content; the crops put side by side."""
+    s = split_by_lines(g, equal=False)
+    if s is None:
+        return None
+    cells, nr, nc = s
+    crops = []
+    for c in cells:
+        k = crop_to(c, c != 0)
+        if k is None:
+            return None
+        crops.append(k)
+    if len({k.shape for k in crops}) != 1:
+        return None
+    return np.block([[crops[r * nc + q] for q in range(nc)] for r in range(nr)])
 
 
 def cells_to_pixels(g: Grid) -> Grid | None:
@@ -857,6 +897,7 @@ def _regions() -> list[Prim]:
     for rule in ("odd", "most", "fewest", "most_colours", "fewest_colours"):
         P.append(Prim(f"select_{rule}_cell", "select_cell", lambda g, r=rule: select_part(g, "lines", r)))
     P.append(Prim("cells_to_pixels", "cells_to_pixels", cells_to_pixels))
+    P.append(Prim("cells_assemble", "overlay", cells_assemble))
     P.append(Prim("blocks2_to_pixels", "cells_to_pixels", lambda g: blocks_to_pixels(g, 2)))
     P.append(Prim("blocks3_to_pixels", "cells_to_pixels", lambda g: blocks_to_pixels(g, 3)))
     P.append(Prim("objects_to_pixels", "cells_to_pixels", objects_to_pixels))
@@ -875,6 +916,7 @@ def colour_prims(colours: Iterable[int]) -> list[Prim]:
             Prim(f"keep_{c}", "keep_colour", lambda g, c=c: np.where(g == c, g, background(g)).astype(g.dtype)
                  if (g == c).any() else None),
             Prim(f"crop_colour_{c}", "crop", lambda g, c=c: crop_to(g, g == c)),
+            Prim(f"crop_object_with_{c}", "crop_object", lambda g, c=c: crop_containing(g, c)),
             Prim(f"repair_{c}", "repair", lambda g, c=c: repair(g, c)),
             Prim(f"repair_patch_{c}", "repair", lambda g, c=c: repair_patch(g, c)),
             Prim(f"periodic_repair_{c}", "periodic", lambda g, c=c: periodic_repair(g, c)),
