@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmark.stats import bootstrap_ci, claim, degenerate_interval, heavy_tailed, value_bounds
+from benchmark.stats import claim, degenerate_interval, heavy_tailed, value_bounds
 
 #: columns that identify one scored episode; two runs holding the same key hold the same cell
 ROW_KEY = ["suite", "suite_config", "predictor", "predictor_params", "split", "shots", "seed",
