@@ -151,6 +151,11 @@ def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
 
     monkeypatch.setattr(threads, "available_cores", lambda: 6)
     monkeypatch.setattr(threads, "in_worker_pool", lambda: False)
-    assert resolve_threads("auto") == 6
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.0, 1.0, 1.0), raising=False)
+    assert resolve_threads("auto") == 6  # a quiet machine: every core
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (4.2, 1.0, 1.0), raising=False)
+    assert resolve_threads("auto") == 3  # three cores busy elsewhere
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (40.0, 1.0, 1.0), raising=False)
+    assert resolve_threads("auto") == 1
     monkeypatch.setattr(threads, "in_worker_pool", lambda: True)
     assert resolve_threads("auto") == 1 and resolve_threads(2) == 2
