@@ -102,7 +102,8 @@ def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float
 
     ``clusters`` labels each value's cluster (e.g. its task); None resamples values one by one.
     Each resample draws as many clusters as there are, with replacement, and takes the mean of
-    all their values. Proportions never get a zero-width interval (see :func:`degenerate_interval`);
+    all their values. Unclustered 0/1 outcomes get the exact Clopper-Pearson interval instead;
+    proportions never get a zero-width interval (see :func:`degenerate_interval`);
     ``bounds`` gives the values' range: "auto" reads it off the values (:func:`value_bounds`), a
     pair states it (a difference of proportions that happens to be 0 everywhere: (-1, 1)), None
     says the values are unbounded (a constant then keeps its zero-width interval).
@@ -132,6 +133,9 @@ def cluster_bootstrap_ci(values, clusters=None, n_boot: int = 2000, level: float
             means[s: s + c] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
         a = (1 - level) / 2
         lo, hi = (float(x) for x in np.quantile(means, [a, 1 - a]))
+    if cl is None and isinstance(bounds, str) and np.isin(v, (0.0, 1.0)).all():
+        # 0/1 outcomes, one per unit: the exact binomial interval, whatever n
+        return (m,) + proportion_ci(int(v.sum()), int(v.size), level)
     if lo == hi:
         b = value_bounds(v) if isinstance(bounds, str) else bounds
         if b is not None:

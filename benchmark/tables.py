@@ -155,8 +155,9 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     With ``cluster`` (a column, e.g. ``task_id``), a group whose rows share clusters (fewer
     distinct non-empty cluster values than rows) is resampled by cluster, all of a cluster's rows
     together; other groups row by row. ``n`` counts rows, ``units`` the independent units
-    resampled and ``unit`` names them ("tasks" or "episodes"). Proportions never get a zero-width
-    interval (:func:`benchmark.stats.degenerate_interval`).
+    resampled and ``unit`` names them ("tasks" or "episodes"). Unclustered 0/1 outcomes get the
+    exact Clopper-Pearson interval; proportions never get a zero-width interval
+    (:func:`benchmark.stats.degenerate_interval`).
 
     Groups with the same number of units share one set of resampling weights (a B x G matrix of
     multinomial counts), so all their bootstrap means come from one matrix product: each group's
@@ -212,6 +213,16 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
         np.add.at(counts, (np.repeat(np.arange(B), g_n), idx.ravel()), 1.0)
         boot = (S @ counts.T) / (C @ counts.T)                        # (G_n, B) bootstrap means
         lo[groups], hi[groups] = np.quantile(boot, [a, 1 - a], axis=1)
+    binary = np.bincount(gid, weights=(~np.isin(v, (0.0, 1.0))).astype(float), minlength=len(sizes)) == 0
+    exact = np.flatnonzero(binary & ~clustered)
+    if len(exact):  # 0/1 outcomes, one per unit: the exact binomial (Clopper-Pearson) interval
+        from scipy.stats import beta
+
+        k = np.rint(means[exact] * sizes[exact])
+        nn = sizes[exact].astype(float)
+        with np.errstate(invalid="ignore"):
+            lo[exact] = np.where(k > 0, beta.ppf(a, np.maximum(k, 1e-12), nn - k + 1), 0.0)
+            hi[exact] = np.where(k < nn, beta.ppf(1 - a, k + 1, np.maximum(nn - k, 1e-12)), 1.0)
     flat = np.flatnonzero(lo == hi)
     if len(flat):
         vmin = pd.Series(v).groupby(gid).min().to_numpy()

@@ -51,6 +51,19 @@ def test_proportion_intervals_match_scipy_binomtest(k, n, method, ref):
     assert hi > lo
 
 
+def test_zero_one_outcomes_get_the_exact_interval():
+    v = np.r_[np.ones(7), np.zeros(13)]
+    m, lo, hi = S.bootstrap_ci(v)
+    want = ss.binomtest(7, 20).proportion_ci(method="exact")
+    assert m == 0.35 and lo == pytest.approx(want.low) and hi == pytest.approx(want.high)
+    import pandas as pd
+
+    from benchmark.tables import grouped_bootstrap
+
+    g = grouped_bootstrap(pd.DataFrame({"g": ["a"] * 20, "score": v}), ["g"]).iloc[0]
+    assert g["lo"] == pytest.approx(want.low) and g["hi"] == pytest.approx(want.high)
+
+
 def test_proportions_never_get_a_zero_width_interval():
     m, lo, hi = S.bootstrap_ci(np.ones(30))
     assert m == 1.0 and lo < 1.0 and hi == pytest.approx(1.0)
