@@ -188,6 +188,9 @@ def test_recolour_by_rule_through_markers():
     small = run("mark_small2_4", [[1, 1, 1, 0, 2, 2, 0, 3], [0] * 8])
     assert small[0] == [1, 1, 1, 0, m, m, 0, m]
     assert run("crop_object_with_4", [[1, 4, 0, 0], [1, 1, 0, 2], [0, 0, 0, 2]], colours=[4]) == [[1, 4], [1, 1]]
+    ringed = [[1, 1, 1, 0, 2, 0], [1, 0, 1, 0, 2, 0], [1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]]
+    holes = run("mark_by_holes", ringed)
+    assert holes[0][0] == m + 1 and holes[0][4] == m and holes[1][1] == 0
     rep = run("mark_shape_repeat_4", [[1, 0, 2, 0, 3, 3]])
     assert rep == [[m, 0, m, 0, m + 1, m + 1]]
     border = run("mark_touching_border_4", [[1, 0, 0], [0, 0, 0], [0, 0, 0]] + [[0, 2, 0]] + [[0, 0, 0]])

@@ -635,6 +635,21 @@ def mark_by_size(g: Grid, conn: int, multi: bool, how: str) -> Grid | None:
     return out
 
 
+def mark_by_holes(g: Grid) -> Grid | None:
+    """One-colour objects (8-connected) marked by how many holes they enclose: 10 + min(holes, 5)."""
+    from scipy import ndimage
+
+    o = objects(g, 8, False)
+    if o.n == 0 or o.n > 30:
+        return None
+    out = g.copy()
+    for i, b in enumerate(o.boxes):
+        m = np.pad(o.labels[b] == i + 1, 1)
+        _, n = ndimage.label(~m)  # 4-connected background pieces; the outside is one of them
+        out[o.labels == i + 1] = MARK + min(n - 1, 5)
+    return out
+
+
 def mark_small(g: Grid, conn: int, size: int) -> Grid | None:
     """One-colour objects of at most ``size`` cells marked 10 (the others keep their colour)."""
     o = objects(g, conn, False)
@@ -749,6 +764,7 @@ def _objects() -> list[Prim]:
         ]
     for d in ("down", "up", "left", "right"):
         P.append(Prim(f"objects_fall_{d}", "gravity", lambda g, d=d: object_gravity(g, d)))
+    P.append(Prim("mark_by_holes", "mark_object", mark_by_holes))
     return P
 
 
