@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from baselines.threads import limited_threads
+from baselines.threads import limited_threads, resolve_threads
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -60,21 +60,34 @@ class ArcSmolLM2InContext(Predictor):
     family = "in-context"
     modalities = ("grid",)
 
-    def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int = 1,
-                 dtype: str = "float32"):
+    def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int | str = "auto",
+                 dtype: str = "auto", device: str = "auto"):
         self.model = model
         self.max_tokens = max_tokens
         self.threads = threads
         self.dtype = dtype
+        self.device = device
 
     def fit(self, pool: Any) -> "ArcSmolLM2InContext":
-        """Load the model (cached per process); learns nothing from the pool."""
-        from baselines.hf_model import load_causal_lm
+        """Load the model (cached per process); learns nothing from the pool.
+
+        ``dtype``/``device``/``threads`` ``"auto"``: bfloat16 where native, a CUDA GPU when
+        visible, the idle cores (see :mod:`baselines.hf_lm`); the choices are ``chosen_params_``.
+        """
+        from baselines.hf_model import load_causal_lm, resolve_device, resolve_dtype
 
         if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
             raise ValueError(f"{self.name}: max_tokens must be an integer >= 16, got {self.max_tokens!r}")
-        with limited_threads(int(self.threads)):
-            self.lm_, self.tok_ = load_causal_lm(self.model or "smollm2", dtype=self.dtype)
+        try:
+            self.threads_ = resolve_threads(self.threads, f"{self.name}: threads")
+            self.device_ = resolve_device(self.device)
+            self.dtype_ = resolve_dtype(self.dtype, self.device_)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from exc
+        self.chosen_params_ = {"dtype": self.dtype_, "device": self.device_, "threads": self.threads_}
+        with limited_threads(self.threads_):
+            self.lm_, self.tok_ = load_causal_lm(self.model or "smollm2", dtype=self.dtype_,
+                                                 device=self.device_)
         return self
 
     # -- budget -------------------------------------------------------------------------------
@@ -124,7 +137,7 @@ class ArcSmolLM2InContext(Predictor):
         return plans
 
     def predict(self, batch: Any) -> list:
-        with limited_threads(int(self.threads)):
+        with limited_threads(self.threads_):
             return self._predict(batch)
 
     def _predict(self, batch: Any) -> list:
@@ -148,10 +161,10 @@ class ArcSmolLM2LoraTTT(ArcSmolLM2InContext):
     family = "fine-tune"
     updates_weights_at_runtime = True
 
-    def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int = 1,
-                 dtype: str = "float32", steps: int = 8, lr: float = 3e-3, rank: int = 8,
-                 seed: int = 0):
-        super().__init__(model, max_tokens, threads, dtype)
+    def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int | str = "auto",
+                 dtype: str = "auto", device: str = "auto", steps: int = 8, lr: float = 3e-3,
+                 rank: int = 8, seed: int = 0):
+        super().__init__(model, max_tokens, threads, dtype, device)
         self.steps = steps
         self.lr = lr
         self.rank = rank

@@ -159,3 +159,14 @@ def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
     assert resolve_threads("auto") == 1
     monkeypatch.setattr(threads, "in_worker_pool", lambda: True)
     assert resolve_threads("auto") == 1 and resolve_threads(2) == 2
+
+
+def test_arc_lm_predictors_take_device_dtype_and_threads(monkeypatch, tiny_dir):
+    from baselines.arc_llm import ArcSmolLM2InContext, ArcSmolLM2LoraTTT
+
+    monkeypatch.setattr(hf_model, "bf16_supported", lambda device="cpu": False)
+    p = ArcSmolLM2InContext(model=tiny_dir, device="cpu", threads=1).fit(None)
+    assert p.chosen_params_ == {"dtype": "float32", "device": "cpu", "threads": 1}
+    assert ArcSmolLM2LoraTTT(model=tiny_dir, device="auto").get_params()["device"] == "auto"
+    with pytest.raises(ValueError, match="device"):
+        ArcSmolLM2InContext(model=tiny_dir, device="gpu").fit(None)
