@@ -251,7 +251,7 @@ def _leg3(df: pd.DataFrame, pred: str, updates: bool) -> tuple[str, str]:
         return f"declared {declared}; not verified", "declared only"
     if (v == "false").any():
         return f"declared frozen, but weights CHANGED in {int((v == 'false').sum())} of {len(v)} rows", "changed"
-    return f"frozen, verified unchanged ({len(v)} rows hashed)", "verified"
+    return f"frozen, verified unchanged ({len(v)} row{'s' if len(v) != 1 else ''} hashed)", "verified"
 
 
 def _group(setting: str) -> str:
