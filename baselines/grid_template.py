@@ -2,7 +2,9 @@
 
 ``template-grids`` searches programs of up to ``depth`` primitives from ``baselines.arc_dsl``
 (geometry, cell rules, connected objects, regions split by lines, colour rules) followed by a
-colour map fitted on the demonstrations. ``fit`` runs the same search on every pool task (all
+colour map (or an enlargement layout / patch table) fitted on the demonstrations, best-first by
+prior cost and distance of the partial output to the demonstrations' outputs.
+``fit`` runs the same search on every pool task (all
 pairs the pool shows) and learns a prior: how often each primitive family occurs in the pool's
 solutions; frequent families cost less, so programs built from them are tried first. ``predict``
 answers each task with the first ``attempts`` programs (cheapest first) that reproduce every

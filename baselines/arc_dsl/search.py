@@ -1,7 +1,9 @@
 """Demonstration-driven program search over the ARC primitives.
 
-A program is a sequence of at most ``max_depth`` primitives followed by a colour map fitted on
-the demonstrations (identity when none is needed; it also resolves marker colours 10-15). The
+A program is a sequence of at most ``max_depth`` primitives followed by a tail fitted on the
+demonstrations: a colour map (identity when none is needed; it also resolves marker colours
+10-15), or, when every output is a fixed multiple of the program's grid, a block layout (which
+rotation/flip of the grid, or blank, sits in each block) or a colour -> patch table. The
 search is best-first over programs: a program's priority is its prior cost (the sum of its
 primitives' costs, learned from the pool) plus a distance term (the fraction of demonstration
 cells its current output gets wrong, 1 when the output shape is wrong), so programs whose partial
