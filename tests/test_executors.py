@@ -66,6 +66,7 @@ def test_one_and_two_local_workers_match_serial(tmp_path):
     one = run(small_cfg(executor="local", workers=1), tmp_path / "one", progress=False)
     two = run(small_cfg(executor="local", workers=2), tmp_path / "two", progress=False)
     assert "1 worker" in one["executor"] and "2 worker" in two["executor"]
+    assert run(small_cfg(), tmp_path / "two", progress=False)["cells"]["run_now"] == 0
     ref = results(tmp_path / "serial")
     assert len(ref) == 3 * N_SPLITS * 5 * 10 and (ref["status"] == "ok").all()
     pd.testing.assert_frame_equal(ref, results(tmp_path / "one"))
@@ -85,6 +86,9 @@ def test_dask_local_cluster_matches_serial(tmp_path):
     m = run(small_cfg(executor="dask", workers=2), tmp_path / "dask", progress=False)
     assert m["executor"].startswith("dask (LocalCluster") and not m["failed_cells"]
     pd.testing.assert_frame_equal(results(tmp_path / "serial"), results(tmp_path / "dask"))
+    # the cells Dask's workers computed (written here) pass their checks: a rerun reuses them all
+    again = run(small_cfg(), tmp_path / "dask", progress=False)
+    assert again["cells"]["run_now"] == 0 and not again["redone"]["damaged"]
 
 
 def test_run_killed_halfway_resumes_to_the_same_results(tmp_path):
