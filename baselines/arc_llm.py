@@ -68,6 +68,17 @@ class ArcSmolLM2InContext(Predictor):
         self.dtype = dtype
         self.device = device
 
+    def data_files(self, suite_params: dict) -> list:
+        """The model file or folder ``fit`` loads (hashed into each cell's provenance)."""
+        from pathlib import Path
+
+        from baselines.hf_model import smollm2_gguf_path
+
+        try:
+            return [Path(self.model) if self.model else smollm2_gguf_path()]
+        except FileNotFoundError:  # fit reports the missing model as not applicable
+            return []
+
     def fit(self, pool: Any) -> "ArcSmolLM2InContext":
         """Load the model (cached per process); learns nothing from the pool.
 

@@ -133,6 +133,17 @@ class HFInContext(Predictor):
         if not isinstance(self.batched, bool):
             raise ValueError(f"{self.name}: batched must be true or false, got {self.batched!r}")
 
+    def data_files(self, suite_params: dict) -> list:
+        """The model file or folder ``fit`` loads (hashed into each cell's provenance)."""
+        from pathlib import Path
+
+        from baselines.hf_model import smollm2_gguf_path
+
+        try:
+            return [Path(self.model) if self.model else smollm2_gguf_path()]
+        except FileNotFoundError:  # fit reports the missing model as not applicable
+            return []
+
     def fit(self, pool: Any) -> "HFInContext":
         """Load the model (once per process) and check the prompt format; learns nothing."""
         self._check()
