@@ -66,7 +66,10 @@ class AlgorithmSelect(Predictor):
     ``ols`` (minimum norm) and ``knn`` (``k`` nearest demonstrations). Leave-one-out at k shots
     predicts each demonstration from the other k-1; at 1 shot that is each estimator's 0-shot
     answer (dMMSE's pool mean, 0 for the others). At 0 shots there is nothing to select on and
-    it answers with the first candidate (dMMSE: the pool's mean task).
+    it answers with the first candidate (dMMSE: the pool's mean task). Least squares is eligible
+    only from k >= d + 2 shots, where it and its leave-one-out fits are overdetermined: near
+    k = d it interpolates the noise, and a lucky leave-one-out score would pick a fit whose
+    query error is unbounded.
 
     Example
     -------
@@ -178,5 +181,8 @@ class AlgorithmSelect(Predictor):
         preds = self._predict_all(X, y, np.ones(k, dtype=bool), Q)  # (E, B, q)
         if k == 0:
             return preds[0]
-        choice = np.argmin(self.loo_errors(X, y), axis=0)  # first estimator wins ties
+        err = self.loo_errors(X, y)
+        if k < X.shape[2] + 2 and "ols" in self._kinds():
+            err[self._kinds().index("ols")] = np.inf
+        choice = np.argmin(err, axis=0)  # first estimator wins ties
         return preds[choice, np.arange(len(X))]
