@@ -564,7 +564,8 @@ def answer_view(rows: list, metrics: dict) -> dict:
               ("learn beyond templates by updating weights (R8)", {"R8"}),
               ("template selection or no better (R5, R6)", {"R5", "R6"}),
               ("cannot decide (R0, R1, R3, R7)", {"R0", "R1", "R3", "R7"}),
-              ("other (R2, R4, R9)", {"R2", "R4", "R9"})]
+              ("above the floor, no template scored (R4)", {"R4"}),
+              ("below the floor or weights changed (R2, R9)", {"R2", "R9"})]
     counts = [(label, sum(r.rule in rules for r in rows)) for label, rules in groups]
     glance = "; ".join(f"{n} {label}" for label, n in counts if n)
     if rows:

@@ -199,3 +199,28 @@ def test_report_opens_with_the_answer_and_takes_suite_sections(tmp_path):
     assert md.startswith("# triadbench summary") and md.index("## The answer") < md.index("## Verdict")
     a = pd.read_csv(tmp_path / "report" / "tables" / "answer.csv")
     assert set(a["predictor"]) == {"icl"} and a["rule"].notna().all()
+
+
+def test_the_strongest_template_and_suite_marked_unreachable_tasks_are_used(tmp_path):
+    """Whatever its name, the best template-family predictor is the comparison; a suite's hooks add
+    its own out-of-reach split and the novel episodes of tasks its templates cannot express."""
+    from benchmark.answer import TASK_REACHABILITY, UNREACHABLE_HOOKS, register_unreachable
+
+    spec = {"lookup": ("lookup", lambda s, k, t, e: 1.5 + noise(e)),
+            "weak-template": ("template", lambda s, k, t, e: 1.0 + noise(e + 1)),
+            "strong-template": ("template", lambda s, k, t, e: 0.6 + noise(e + 2)),
+            "icl": ("in-context", lambda s, k, t, e: 0.5 + noise(e + 3))}
+    df = make_results(spec, splits=("novel", "novel-hard"))
+    register_unreachable(SUITE)(lambda split, group: split == "novel-hard")
+    TASK_REACHABILITY[SUITE] = lambda task_id: "unreachable" if task_id.endswith(("-1", "-2", "-3")) else "reachable"
+    try:
+        rows, *_ = answer(df, tmp_path)
+    finally:
+        UNREACHABLE_HOOKS.pop(SUITE, None)
+        TASK_REACHABILITY.pop(SUITE, None)
+    (r,) = rows
+    assert r.cells["template"].other == "strong-template"
+    splits = {c.split: c for c in r.unreachable}
+    assert set(splits) == {"novel-hard", "novel, unreachable tasks"}
+    assert splits["novel-hard"].other == "strong-template"
+    assert splits["novel, unreachable tasks"].n == 3 and not splits["novel, unreachable tasks"].tested
