@@ -1,10 +1,13 @@
 """Build the comparison report (report.html, summary.md, figures/, tables/) from run directories.
 
 ``build_report([run_a, run_b], out)`` merges the runs (cells present in both are counted once),
-aggregates with bootstrap intervals (:mod:`benchmark.tables`), draws the figures
+aggregates with intervals over the independent unit (:mod:`benchmark.tables`,
+:mod:`benchmark.stats`), opens with the answer (:mod:`benchmark.answer`), draws the figures
 (:mod:`benchmark.figures`) and writes sentences computed from the numbers
-(:mod:`benchmark.verdict`). Suites may contribute a gallery of examples through
-:func:`register_gallery` or a ``gallery(results, out_dir)`` method on the suite class.
+(:mod:`benchmark.verdict`). The pages are Jinja2 templates (``benchmark/templates/``) filled
+with a generic core and the sections suites contribute (:func:`register_section`, a built-in
+provider, or a ``report_sections(results, ctx)`` method); suites may also contribute a gallery
+(:func:`register_gallery` or a ``gallery(results, out_dir)`` method).
 """
 
 from __future__ import annotations
