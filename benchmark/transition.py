@@ -266,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--run-seed", type=int, default=1)
     d.add_argument("--split", default="novel")
     d.add_argument("--csv", help="also write the per-episode table here")
+    d.add_argument("--from-csv", nargs="+", metavar="CSV",
+                   help="summarize per-episode tables written by --csv instead of computing")
     e = sub.add_parser("errors", help="error of the transformer and the template skeptics, paired")
     e.add_argument("--pools", default="4,16,64,256,1024,unlimited")
     e.add_argument("--split", default="novel")
@@ -299,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("training loss (squared error per position, positions 0..16, noise included) vs the "
               "optima on each checkpoint's own training distribution")
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return 0
+    if args.from_csv:
+        per_ep = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
+        print(f"from {len(args.from_csv)} saved table(s): {per_ep.groupby(['pool_size', 'seed']).ngroups} "
+              f"checkpoints, {len(per_ep)} episodes")
+        print_distances(distance_summary(per_ep))
         return 0
     try:
         pools = [int(x) for x in args.pools.split(",")]
