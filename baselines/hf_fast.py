@@ -58,11 +58,16 @@ def _lcp(seqs: Sequence[Sequence[int]]) -> int:
 
 
 def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_new_tokens: int = 16,
-                     batch_rows: int = 32, stop_at_newline: bool = True,
+                     batch_rows: int = 128, stop_at_newline: bool = True,
                      lora: "BatchedLoRA | None" = None,
-                     lora_index: Sequence[int] | None = None) -> list[list[str]]:
+                     lora_index: Sequence[int] | None = None,
+                     max_batch_tokens: int = 24576) -> list[list[str]]:
     """Greedy continuations for groups of prompts; each group's common token prefix runs once.
 
+    Groups are answered in chunks of at most ``batch_rows`` prompts and ``max_batch_tokens``
+    cached tokens (rows x longest prompt, which bounds the key/value cache: about 23 kB per
+    token for SmolLM2-135M in bfloat16). Larger chunks cost less CPU per answer (measured: 128
+    rows used 0.6x the CPU time of 32 on 0-shot prompts).
     Prompts are tokenized whole (no boundary differs from one-prompt tokenization). With ``lora``
     attached, the rows of group ``g`` use adapter ``lora_index[g]`` (default ``g``). Returns one list of answers per group,
     each cut at the first newline like :func:`baselines.hf_model.generate`.
@@ -86,14 +91,17 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
         plans.append((g, ids[0][:c] if ids else [], [x[c:] for x in ids], adapter))
     out: list[list[str]] = [[""] * len(p) for p in groups]
     order = sorted((p for p in plans if p[2]), key=lambda p: (len(p[1]) > 0, len(p[1])), reverse=True)
-    chunks, cur, rows = [], [], 0
+    chunks, cur, rows, longest = [], [], 0, 0
     for p in order:
         n = len(p[2])
-        if cur and (rows + n > batch_rows or (len(cur[0][1]) > 0) != (len(p[1]) > 0)):
+        size = len(p[1]) + max(len(x) for x in p[2]) + max_new_tokens
+        if cur and (rows + n > batch_rows or (len(cur[0][1]) > 0) != (len(p[1]) > 0)
+                    or (rows + n) * max(longest, size) > max_batch_tokens):
             chunks.append(cur)
-            cur, rows = [], 0
+            cur, rows, longest = [], 0, 0
         cur.append(p)
         rows += n
+        longest = max(longest, size)
     if cur:
         chunks.append(cur)
     with torch.no_grad():

@@ -110,7 +110,7 @@ class HFInContext(Predictor):
 
     def __init__(self, model: str | None = None, prompt_template: str = DEFAULT_TEMPLATE,
                  header: str = "", scoring: str = "generate", max_new_tokens: int = 16,
-                 batch_size: int = 32, threads: int | str = "auto", dtype: str = "auto",
+                 batch_size: int = 128, threads: int | str = "auto", dtype: str = "auto",
                  device: str = "auto", batched: bool = True):
         self.model = model
         self.prompt_template = prompt_template
@@ -260,7 +260,7 @@ class HFLoraTTT(HFInContext):
 
     def __init__(self, model: str | None = None, prompt_template: str = DEFAULT_TEMPLATE,
                  header: str = "", scoring: str = "generate", max_new_tokens: int = 16,
-                 batch_size: int = 32, threads: int | str = "auto", dtype: str = "auto",
+                 batch_size: int = 128, threads: int | str = "auto", dtype: str = "auto",
                  device: str = "auto", batched: bool = True,
                  steps: int = 16, lr: float = 3e-3, rank: int = 8, alpha: int = 16,
                  target_modules: Sequence[str] = ("q_proj", "v_proj"), top_layers: int | None = 8,
