@@ -236,7 +236,8 @@ def test_sealed_run_publishes_its_key_after_scoring_and_reproduces(tmp_path):
     ridge = get_predictor("ridge").fit(suite.pool())
     np.testing.assert_allclose(suite.score(ev, ridge.predict(ev.batch)), r1["score"], rtol=1e-9)
     # a resumed run reuses the secret from the private file
-    (tmp_path / "a" / "cells").exists() and [p.unlink() for p in (tmp_path / "a" / "cells").iterdir()]
+    for cell_file in (tmp_path / "a" / "cells").iterdir():  # recompute every cell
+        cell_file.unlink()
     m3 = run(cfg, tmp_path / "a", progress=False)
     assert m3["evaluation"]["secret"] == secret
     np.testing.assert_allclose(pd.read_csv(tmp_path / "a" / "results.csv")["score"], r1["score"])
@@ -356,3 +357,18 @@ def test_the_audit_runs_on_the_scored_episodes_and_the_manifest_lists_exclusions
     assert manifest["audit_where_scored"]["episodes_audited"] == 5
     excluded = {e["task_id"]: e["reason"] for e in manifest["excluded_tasks"]}
     assert "40853293" in excluded["070dd51e"]
+
+
+def test_the_secret_is_withheld_while_cells_are_missing(tmp_path):
+    from benchmark.runner import evaluation_record
+    from benchmark.seeding import run_secret
+
+    secret = run_secret(tmp_path)
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o077 == 0  # private to the owner
+    assert run_secret(tmp_path) == secret  # a resume reads it back
+    assert evaluation_record(secret, complete=False)["secret"] is None
+    assert evaluation_record(secret, complete=True)["secret"] == secret
+    assert evaluation_record("", complete=True) == {"sealed": False, "key": "the run seed"}
+    (tmp_path / SECRET_FILE).write_text("not hex\n")
+    with pytest.raises(ValueError, match=SECRET_FILE):
+        run_secret(tmp_path)
