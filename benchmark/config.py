@@ -191,6 +191,7 @@ def apply_overrides(cfg: dict, ov: dict) -> dict:
             s["episodes"] = ov["episodes"]
         if ov.get("params"):
             s["params"] = {**s["params"], **ov["params"]}
+            cfg["cli_params"] = sorted(ov["params"])
     if ov.get("seed") is not None:
         try:
             cfg["run"]["seeds"] = [int(v) for v in _as_list(ov["seed"])]

@@ -113,7 +113,9 @@ def plan(cfg: dict) -> tuple[list[Cell], list[dict]]:
                 shots = entry["shots"] if entry["shots"] is not None else list(range(suite.max_shots + 1))
                 suite.check_shots(shots)
             except ValueError as exc:
-                raise ValueError(f"{cfg.get('source', 'config')}: {exc}") from None
+                flags = [k for k in cfg.get("cli_params", ()) if k in str(exc)]  # from --param?
+                where = f"--param {flags[0]}" if flags else cfg.get("source", "config")
+                raise ValueError(f"{where}: {exc}") from None
             pjson = canonical(suite.params)
             for seed in run["seeds"]:
                 for p, pcls in classes:
