@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+
+from benchmark.seeding import opaque_ids
 
 SPLITS = ("memorized", "seen-task", "novel", "ood", "novel-orthogonal")
 MODALITIES = ("vector", "string", "grid")
@@ -75,10 +78,6 @@ class EpisodeBatch:
     def sealed(self, ids: Sequence[str] | None = None) -> "EpisodeBatch":
         """The predictor's view: the same demonstrations and queries (copied), opaque ids, no
         split, and of ``meta`` only the declared answer space."""
-        import copy
-
-        from benchmark.seeding import opaque_ids
-
         ids = list(ids) if ids is not None else opaque_ids(len(self))
         if len(ids) != len(self):
             raise ValueError(f"{len(ids)} ids for {len(self)} episodes")
