@@ -141,7 +141,7 @@ class ArcSmolLM2InContext(Predictor):
                  for sx, sy, qx in zip(batch.support_x, batch.support_y, batch.query_x)]
         over = [i for i, p in enumerate(plans) if isinstance(p, str)]
         if over and len(batch) == 1:
-            raise NotApplicable(f"task {batch.task_ids[0]}: {plans[0]}")
+            raise NotApplicable(f"episode {batch.task_ids[0]} (an opaque id): {plans[0]}")
         if over:
             raise OverBudgetInBatch(f"{len(over)} of {len(batch)} episodes over max_tokens={self.max_tokens}; "
                                     "answer them one at a time")
