@@ -406,7 +406,9 @@ MAX_FACTOR = 100
 
 def _more(c: Cell) -> str:
     if not np.isfinite(c.more_needed):
-        return "no effect in sight at any feasible n" if c.more_needed == np.inf else "more data"
+        if c.more_needed == np.inf:  # the observed effect is exactly 0
+            return f"more {c.unit} than any run gives (the difference is 0 over n={c.n})"
+        return "more data"
     if c.more_needed > MAX_FACTOR * max(c.n, 1):
         return f"over {MAX_FACTOR}x the {c.unit} scored"
     return f"about {int(c.more_needed)} more {c.unit}"

@@ -554,6 +554,9 @@ def two_sample(df_a: pd.DataFrame, df_b: pd.DataFrame, sign: float, seed: int = 
     lo, hi = (float(x) for x in np.quantile(diff, [0.025, 0.975]))
     m = float(sign * (df_a["score"].mean() - df_b["score"].mean()))
     n = int(min(units))
+    b = diff_bounds(pd.concat([df_a["score"], df_b["score"]]))
+    if lo == hi and b is not None:  # proportions never get a zero-width interval
+        lo, hi = degenerate_interval(m, n, b)
     import warnings
 
     with warnings.catch_warnings():  # identical samples: the test says so through a NaN p-value
