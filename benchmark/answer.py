@@ -448,6 +448,8 @@ def conclude(r: Row) -> tuple[str, str]:
     if fl.decision < 0:
         return "R2", "worse than the lookup/zero floor on novel tasks: no support for leg 1 here"
     if fl.decision == 0:
+        if fl.more_needed == np.inf:
+            return "R3", f"not above the floor on novel tasks: the mean difference is 0 over n={fl.n} {fl.unit}"
         return "R3", f"cannot decide whether it beats the floor on novel tasks: needs {_more(fl)}"
     return conclude_templates(r, tn, tu, dist)
 
