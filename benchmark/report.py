@@ -748,6 +748,10 @@ def provenance_html(manifests: Sequence[dict], df: pd.DataFrame) -> str:
         parts.append("<h4>Failed cells</h4>" + (_table(pd.DataFrame(failed)[[c for c in ("predictor", "label", "split", "shots", "seed", "error") if c in pd.DataFrame(failed)]],
                                                        left=("predictor", "label", "split", "error"))
                                                 if failed else "<p>none</p>"))
+        bad = m.get("error_rows") or {}  # episodes whose prediction failed (NaN/inf, raised, ...)
+        parts.append("<h4>Failed episodes (status=error)</h4>" + (_table(pd.DataFrame(
+            [{"predictor": k, **v} for k, v in bad.items()]), left=("predictor", "example"))
+            if bad else "<p>none</p>"))
         parts.append("<details><summary>config</summary><pre>"
                      + _e(json.dumps(m.get("config", {}), indent=2, default=str)) + "</pre></details>")
     return "\n".join(parts)

@@ -249,3 +249,8 @@ def test_a_nan_predictor_fails_the_run_and_is_listed(tmp_path, capsys):
     df = pd.read_csv(out / "results.csv", keep_default_na=False)
     nan = df[df.predictor == "test-nan"]
     assert (nan.status == "error").all() and nan.error.str.contains("not finite").all()
+    from benchmark import tables
+    from benchmark.report import provenance_html
+
+    html = provenance_html(*tables.load_runs([out])[::-1])  # the report's failure tables
+    assert "test-nan" in html.split("Failed episodes (status=error)")[1].split("</table>")[0]
