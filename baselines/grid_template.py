@@ -70,7 +70,7 @@ class TemplateGrids(Predictor):
     family = "template"
     modalities = ("grid",)
 
-    def __init__(self, attempts: int = 2, depth: int = 3, max_nodes: int = 4000, task_seconds: float = 2.0,
+    def __init__(self, attempts: int = 2, depth: int = 3, max_nodes: int = 2000, task_seconds: float = 2.0,
                  split_seconds: float = 600.0, clock: str = "cpu", ordered: bool = True, fit_depth: int = 2,
                  fit_nodes: int = 600, fit_seconds: float = 300.0):
         self.attempts = attempts
