@@ -209,7 +209,7 @@ def check_cells(out: Path, cells: Sequence[Any]) -> tuple[list[Any], dict[str, l
     """Sort planned cells into pending ones; return (pending, stale reasons, damaged files).
 
     A cell is pending when its file is missing, damaged (reported by name, then removed) or
-    carries a provenance other than the cell's (code, data or parameters changed).
+    carries a provenance other than the cell's (code, data or parameters changed; removed too).
     """
     pending, stale, damaged = [], {}, []
     for cell in cells:
@@ -228,8 +228,12 @@ def check_cells(out: Path, cells: Sequence[Any]) -> tuple[list[Any], dict[str, l
             pending.append(cell)
             continue
         why = provenance_difference(meta.get("provenance", {}), cell_provenance(cell))
-        if why:
+        if why:  # removed now, so that a recomputation that fails leaves no stale rows behind
             stale.setdefault(why, []).append(cell.key)
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise RunDirError(f"{path}: cannot remove a stale cell ({exc.strerror or exc})") from None
             pending.append(cell)
     return pending, stale, damaged
 

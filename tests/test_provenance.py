@@ -82,6 +82,22 @@ def test_changed_predictor_source_recomputes_only_its_cells(tmp_path, monkeypatc
     assert again["cells"]["run_now"] == n
     assert again["redone"]["stale"] == {"predictor_source changed": n}
     assert f"redoing {n} cell(s) whose provenance changed" in capsys.readouterr().err
+    # a stale cell whose recomputation fails leaves no old rows in the results
+    class Failing:
+        description, work = "failing", None
+
+        def run(self, cells, out):
+            for c in cells:
+                yield c, None, "boom"
+
+        def close(self):
+            pass
+
+    src.write_text(src.read_text().replace("version 2", "version 3"))
+    broken = run(cfg, out, progress=False, executor=Failing())
+    assert broken["cells"]["run_now"] == n == len(broken["failed_cells"])
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["predictor"]) == {"ridge"}
 
 
 def test_changed_checkpoint_recomputes_its_cells(tmp_path):
