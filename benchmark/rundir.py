@@ -115,8 +115,11 @@ def _digest(meta: dict, body: str) -> str:
 def encode_cell(cell: Any, df: pd.DataFrame, provenance: dict | None = None) -> str:
     """A cell file's text: the checksummed header line, then the rows as CSV."""
     body = df.to_csv(index=False)
-    meta = {"format": CELL_FORMAT, "key": cell.key, "rows": int(len(df)),
-            "provenance": provenance if provenance is not None else cell_provenance(cell)}
+    prov = dict(provenance if provenance is not None else cell_provenance(cell))
+    if "episode_hash" in df:  # what the cell scored: one hash over its episodes' content hashes
+        prov["episodes_hash"] = hashlib.sha256(
+            "\n".join(map(str, df["episode_hash"])).encode()).hexdigest()[:20]
+    meta = {"format": CELL_FORMAT, "key": cell.key, "rows": int(len(df)), "provenance": prov}
     meta["sha256"] = _digest(meta, body)
     return HEADER_PREFIX + json.dumps(meta, sort_keys=True, default=str) + "\n" + body
 

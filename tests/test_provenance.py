@@ -45,7 +45,7 @@ def test_cells_carry_provenance_checksum_and_leg3_columns(tmp_path):
     for field in provenance.COMPARED:
         assert field in prov
     assert prov["code"]["version"] and "dirty" in prov["code"] and "commit" in prov["code"]
-    assert len(meta["sha256"]) == 64 and meta["rows"] > 0
+    assert len(meta["sha256"]) == 64 and meta["rows"] > 0 and len(prov["episodes_hash"]) == 20
     df = table(tmp_path)
     assert df["episode_hash"].astype(str).str.len().eq(16).all()
     unchanged = df.groupby("predictor")["weights_unchanged"].agg(set).to_dict()
