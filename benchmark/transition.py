@@ -276,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("--task-prior", default="gaussian")
     e.add_argument("--checkpoint-set", default="default", choices=("default", "transition"))
     e.add_argument("--pool-seed", type=int, default=0)
+    e.add_argument("--predictors", default=",".join(SKEPTICS), help="comma-separated template skeptics")
     c = sub.add_parser("cards", help="training loss vs the dMMSE and ridge optima, per checkpoint")
     c.add_argument("--force", action="store_true", help="recompute the optima even when present")
     c.add_argument("--no-add", action="store_true", help="only print what the cards hold")
@@ -287,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"task_prior {args.task_prior}, run seed {args.run_seed}; ± = 95% interval; "
               "'icl - x' is paired by episode (negative: the transformer is better)")
         rows = [skeptic_errors(m, args.split, args.episodes, args.run_seed, args.pool_seed,
-                               args.checkpoint_set, suite_params={"task_prior": args.task_prior})
+                               args.checkpoint_set, predictors=args.predictors.split(","),
+                               suite_params={"task_prior": args.task_prior})
                 for m in args.pools.split(",")]
         print_skeptics(rows)
         return 0
