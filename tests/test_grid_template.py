@@ -73,6 +73,37 @@ def test_scaling_tiling_mirroring_and_fractal():
     assert run("scale_up4", np.zeros((8, 8), dtype=int)) is None  # 32 x 32: over the ARC limit
 
 
+def test_remaining_geometry_variants():
+    g = [[1, 2], [3, 0]]
+    assert run("mirror_du", g) == [[3, 0], [1, 2], [1, 2], [3, 0]]
+    assert run("mirror_4r", [[1, 2]]) == [[2, 1, 1, 2], [2, 1, 1, 2]]
+    assert run("rot_4", g) == [[1, 2, 3, 1], [3, 0, 0, 2], [2, 0, 0, 3], [1, 3, 2, 1]]
+    assert run("kron_self_inv", [[1, 0], [0, 0]]) == [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    assert run("tile3x1", [[4]]) == [[4], [4], [4]]
+    assert run("tile2x1", g) == g + g
+    assert run("tile2x2", [[4]]) == [[4, 4], [4, 4]]
+    assert run("tile3x3", [[4]]) == [[4] * 3] * 3
+    assert run("tile1x3", [[4]]) == [[4, 4, 4]]
+    assert run("scale_up3", [[4]]) == [[4] * 3] * 3
+    assert run("scale_down3", [[4] * 3] * 3) is None  # 1 x 1 blocks of the whole grid: refused
+    assert run("half_top", [[1], [2]]) == [[1]]
+    assert run("half_right", [[1, 2, 3]]) == [[3]]
+
+
+def test_remaining_cell_variants():
+    assert run("gravity_left", [[0, 1, 0, 2]]) == [[1, 2, 0, 0]]
+    assert run("shift_left", [[0, 1, 0]]) == [[1, 0, 0]]
+    assert run("shift_down", [[1], [0], [0]]) == [[0], [1], [0]]
+    assert run("symmetrize_rot", [[1, 0], [0, 0]]) == [[1, 1], [1, 1]]
+    assert run("symmetrize_all", [[0, 2, 0], [0, 0, 0], [0, 0, 0]]) == [[0, 2, 0], [2, 0, 2], [0, 2, 0]]
+    assert run("symmetrize_diag", [[1, 2, 3]]) is None  # not square
+    assert run("paint_rows_first", [[3, 5, 5], [0, 0, 0], [0, 4, 5]]) == [[3, 3, 3], [0, 0, 0], [0, 4, 4]]
+    assert run("paint_cols_last", [[3, 0], [5, 0], [0, 0]]) == [[5, 0], [5, 0], [0, 0]]
+    m = G.MARK
+    assert run("connect_rows_mark", [[2, 0, 2], [0, 0, 0], [0, 0, 0]])[0] == [2, m, 2]
+    assert run("connect_cols_mark", [[2, 0, 0], [0, 0, 0], [2, 0, 0]])[1] == [m, 0, 0]
+
+
 # -- cell-level rules --------------------------------------------------------------------------------
 def test_gravity_and_shift():
     g = [[1, 0], [0, 0], [0, 2]]
