@@ -49,8 +49,7 @@ def cell(v: np.ndarray) -> str:
     return f"{m:.2f} [{lo:.2f}, {hi:.2f}] n={len(v)}"
 
 
-def table(df: pd.DataFrame, predictors: list[str]) -> str:
-    shots = sorted(df["shots"].astype(int).unique())
+def table(df: pd.DataFrame, predictors: list[str], shots: list[int]) -> str:
     lines = ["| predictor | kind | split | " + " | ".join(f"{s} shots" for s in shots) + " |",
              "|---|---|---|" + "---|" * len(shots)]
     for who in predictors:
@@ -89,13 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="*", default=["reports/default"])
     ap.add_argument("--icl", default="smollm2-icl")
     ap.add_argument("--lora", default="smollm2-lora-ttt")
+    ap.add_argument("--shots", default="0,4,16", help="shot counts shown (comma-separated)")
     args = ap.parse_args(argv)
     if not any(Path(r).exists() for r in args.runs):
         print(f"no run directory among {args.runs}; run `make bench` first")
         return
     df = load(args.runs)
     present = [p for p in [args.icl, args.lora, "template-strings", "lookup"] if (df["who"] == p).any()]
-    print(table(df, present))
+    print(table(df, present, [int(x) for x in args.shots.split(",")]))
     print()
     print(paired(df, args.icl, args.lora))
 
