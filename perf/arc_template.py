@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"budgets: {sum(i['timed_out'] for i in infos)} searches timed out, "
           f"{sum(i['node_budget_hit'] for i in infos)} hit the node budget, "
           f"{sum(i['split_budget_hit'] for i in infos)} skipped by the split budget; "
-          f"slowest task {max(i['seconds'] for i in infos):.2f} s, median {np.median([i['seconds'] for i in infos]):.3f} s")
+          f"slowest task {max(i['seconds'] for i in infos):.2f} s, "
+          f"median {np.median([i['seconds'] for i in infos]):.3f} s")
 
 
 if __name__ == "__main__":

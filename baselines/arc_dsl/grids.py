@@ -25,11 +25,6 @@ def as_grid(g: object) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(g, dtype=np.uint8))
 
 
-def key(g: np.ndarray) -> tuple:
-    """A hashable identity for a grid's content and shape."""
-    return (g.shape, g.tobytes())
-
-
 def background(g: np.ndarray) -> int:
     """Black (0) when it covers at least a fifth of the grid (ARC's usual background), else the
     most frequent colour (ties: the smallest)."""
