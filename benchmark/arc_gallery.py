@@ -209,7 +209,7 @@ def draw_gallery(results_df: Any, out_dir: str | Path, n: int = 6, splits: Seque
                 prog = progs.get(name, [])
                 label = f"{name} #{a + 1}" + (f" (score {score:.2f})" if a == 0 and score == score else "")
                 if a < len(prog):  # the program that produced this attempt, readable
-                    label += "\n" + "\n".join(prog[a][i:i + 34] for i in range(0, min(len(prog[a]), 102), 34))
+                    label += "\n" + "\n".join(prog[a][i:i + 24] for i in range(0, min(len(prog[a]), 72), 24))
                 _grid_axes(ax, atts[a] if a < len(atts) else None, label)
         version = json.loads(cfg).get("version", "")
         fig.suptitle(f"ARC {version} task {tid}", fontsize=9)
