@@ -146,7 +146,8 @@ class SectionContext:
 #: suite name -> ``fn(results: DataFrame, ctx: SectionContext) -> list[Section]``
 SECTIONS: dict[str, Callable[[pd.DataFrame, SectionContext], list]] = {}
 #: built-in section providers, imported only when a report holds that suite
-BUILTIN_SECTIONS = {"linear-regression": "benchmark.suites.linear_regression_report:report_sections"}
+BUILTIN_SECTIONS = {"linear-regression": "benchmark.suites.linear_regression_report:report_sections",
+                    "arc": "benchmark.suites.arc_report:report_sections"}
 
 
 def register_section(suite: str) -> Callable:

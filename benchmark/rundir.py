@@ -30,7 +30,7 @@ CELL_FORMAT = 2
 HEADER_PREFIX = "# triadbench-cell "
 LOCK_NAME = ".lock"
 TEXT_COLUMNS = {"task_id": str, "episode_id": str, "error": str, "prediction": str,
-                "episode_hash": str}
+                "episode_hash": str, "info": str}
 
 
 class RunDirError(RuntimeError):

@@ -362,7 +362,9 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
             for j, (s, p, status, err) in zip(idx, results):
                 rows.append({**base, "task_id": ev.batch.task_ids[j], "episode_id": ev.episode_ids[j],
                              "score": float(s), "status": status, "error": err,
-                             "prediction": _encode(p) if p is not None else ""})
+                             "prediction": _encode(p) if p is not None else "",
+                             # what the predictor says it did (e.g. the ARC program it found)
+                             "info": _encode(p.info) if getattr(p, "info", None) is not None else ""})
         if leak is not None:  # never scored: every episode is an error row naming the leak
             rows += [{**base, "task_id": t, "episode_id": e, "score": np.nan, "status": "error",
                       "error": leak, "prediction": ""} for t, e in zip(ev.batch.task_ids, ev.episode_ids)]
@@ -600,7 +602,7 @@ def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], pr
     report_failures(out, failed_cells)
     frames = [read_cell(out, c) for c in cells if cell_path(out, c).exists()]
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
-    for col in ("error", "prediction", "task_id", "episode_id", "episode_hash"):
+    for col in ("error", "prediction", "task_id", "episode_id", "episode_hash", "info"):
         if col in results:
             results[col] = results[col].fillna("")
     write_atomic(out / "results.csv", results.to_csv(index=False))
