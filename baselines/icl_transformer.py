@@ -151,6 +151,11 @@ class ICLTransformerPredictor(Predictor):
         if not self.checkpoint and not (path / "card.json").exists():
             raise NotApplicable(f"no shipped {cset!r} checkpoint for pool_size="
                                 f"{pool.params['pool_size']} (looked in {path})")
+        if not self.checkpoint and getattr(self, "train_seed", None) is None:
+            try:  # a shipped set without a checkpoint for these settings: not applicable here
+                check_card(read_card(path), pool.params, path)
+            except CheckpointError as exc:
+                raise NotApplicable(f"no shipped {cset!r} checkpoint for these settings: {exc}") from None
         self.model_, self.card_ = load_checkpoint(path, pool.params, self.device)
         self.checkpoint_path_ = str(path)
         return self

@@ -135,7 +135,8 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.3f} ± {half:.3f}"
 
 
-def print_distances(summary: pd.DataFrame, refs: Sequence[str] = REFERENCES, file=sys.stdout) -> None:
+def print_distances(summary: pd.DataFrame, refs: Sequence[str] = REFERENCES, file=sys.stdout,
+                    split: str = "novel") -> None:
     """Per pool size: each seed's distances and paired differences, then the across-seed range."""
     print("distance of icl-transformer to each reference (mean squared difference / d over shots "
           "0..15 and queries; ± = 95% interval over episodes; 'x - ridge' is paired by episode)", file=file)
@@ -153,7 +154,7 @@ def print_distances(summary: pd.DataFrame, refs: Sequence[str] = REFERENCES, fil
         print(" | ".join(cells) + "   (mean of seeds [min, max])", file=file)
     errs = [c for c in summary if c.startswith("error_")]
     if errs:
-        print("\nnovel-task error (mse/d, mean over the same shots and episodes)", file=file)
+        print(f"\n{split}-task error (mse/d, mean over the same shots and episodes)", file=file)
         print(" | ".join(["pool", "seed"] + [c[len("error_"):] for c in errs]), file=file)
         for _, r in summary.iterrows():
             print(" | ".join([str(int(r["pool_size"])), str(int(r["seed"]))] + [f"{r[c]:.3f}" for c in errs]),
@@ -308,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_ep = pd.concat([pd.read_csv(f) for f in args.from_csv], ignore_index=True)
         print(f"from {len(args.from_csv)} saved table(s): {per_ep.groupby(['pool_size', 'seed']).ngroups} "
               f"checkpoints, {len(per_ep)} episodes")
-        print_distances(distance_summary(per_ep))
+        print_distances(distance_summary(per_ep), split=args.split)
         return 0
     try:
         pools = [int(x) for x in args.pools.split(",")]
@@ -330,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_ep.to_csv(args.csv, index=False)
     print(f"split {args.split}, {args.episodes} episodes per checkpoint, run seed {args.run_seed}, "
           f"checkpoints: equal budget ({parts[0].attrs.get('train_steps')} steps)")
-    print_distances(distance_summary(per_ep))
+    print_distances(distance_summary(per_ep), split=args.split)
     return 0
 
 

@@ -142,3 +142,16 @@ def test_report_figures_show_each_seed(data, monkeypatch, tmp_path):
     f2 = F.distance(dist, "linear-regression", tmp_path / "fig", "")
     assert f1.png.exists() and f2.png.exists() and "each seed" in f1.caption
     assert "Equal-budget checkpoints" in f2.caption
+
+
+def test_default_set_without_a_checkpoint_for_the_pool_seed_is_not_applicable(data, monkeypatch, tmp_path):
+    import shutil
+
+    root = tmp_path / "d"
+    shutil.copytree(data / "checkpoints" / "linear-regression" / "transition" / "pool-4-seed-1",
+                    root / "checkpoints" / "linear-regression" / "pool-4")
+    monkeypatch.setenv("TRIADBENCH_DATA", str(root))
+    other_seed = get_suite("linear-regression", **PARAMS, pool_seed=0).pool()
+    with pytest.raises(NotApplicable, match="pool_seed"):
+        ICLTransformerPredictor().fit(other_seed)
+    ICLTransformerPredictor().fit(get_suite("linear-regression", **PARAMS, pool_seed=1).pool())
