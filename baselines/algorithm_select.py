@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from baselines.template_mix import gaussian_posterior_mean, pool_prior_covariance
+from baselines.template_mix import gaussian_posterior_mean, one_blas_thread, pool_prior_covariance
 from baselines.template_regression import pool_log_posterior
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
@@ -160,20 +160,57 @@ class AlgorithmSelect(Predictor):
         return (p * P).sum(axis=2)
 
     def loo_errors(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(E, B) mean leave-one-out squared error of every estimator on each episode's demos."""
-        B, k, _ = X.shape
+        """(E, B) mean leave-one-out squared error of every estimator on each episode's demos,
+        in closed form (no refit): for the kernel forms (ridge, template-mix) the residual of
+        point i is [K⁻¹y]_i / [K⁻¹]_ii with K = X C Xᵀ + s·I; for least squares r_i / (1 - H_ii);
+        dMMSE drops point i's term from the log posterior; kNN excludes point i."""
+        B, k, d = X.shape
         err = np.zeros((len(self.estimators_), B))
-        kinds = self._kinds()
-        for i in range(k):
-            keep = np.ones(k, dtype=bool)
-            keep[i] = False
-            p = self._predict_all(X, y, keep, X[:, i : i + 1], dmmse=False)[..., 0]
-            err += np.nan_to_num((p - y[None, :, i]) ** 2)
-        if "dmmse" in kinds and k:
-            err[kinds.index("dmmse")] = ((self._dmmse_loo(X, y) - y) ** 2).sum(axis=1)
-        return err / max(k, 1)
+        if k == 0:
+            return err
+        row = 0
+        eye = np.eye(k)
+        for c in self.candidates:
+            if c == "dmmse":
+                err[row] = ((self._dmmse_loo(X, y) - y) ** 2).mean(axis=1)
+                row += 1
+            elif c in ("mix", "ridge"):
+                if c == "mix":
+                    K = [np.einsum("bkd,de,ble->bkl", X, self.cov_, X) + max(self.noise_, 1e-10) * eye]
+                else:
+                    G = np.einsum("bkd,bld->bkl", X, X)
+                    K = [G + lam * eye for lam in self.lambdas]
+                for Ki in K:
+                    inv = np.linalg.inv(Ki)
+                    res = np.einsum("bkl,bl->bk", inv, y) / np.einsum("bkk->bk", inv)
+                    err[row] = (res ** 2).mean(axis=1)
+                    row += 1
+            elif c == "ols":
+                if k >= d + 2:  # eligible only here (see predict); overdetermined LOO fits
+                    H = X @ np.linalg.pinv(X)
+                    r = y - np.einsum("bkl,bl->bk", H, y)
+                    err[row] = ((r / (1.0 - np.einsum("bkk->bk", H))) ** 2).mean(axis=1)
+                else:
+                    err[row] = np.inf
+                row += 1
+            else:  # knn: the nearest other demonstrations
+                if k == 1:
+                    err[row] = y[:, 0] ** 2
+                else:
+                    dist = ((X[:, :, None, :] - X[:, None, :, :]) ** 2).sum(-1)
+                    dist[:, np.arange(k), np.arange(k)] = np.inf
+                    kk = min(int(self.k), k - 1)
+                    nearest = np.argsort(dist, axis=-1, kind="stable")[..., :kk]
+                    ys = np.take_along_axis(np.broadcast_to(y[:, None, :], dist.shape), nearest, -1)
+                    err[row] = ((ys.mean(-1) - y) ** 2).mean(axis=1)
+                row += 1
+        return err
 
     def predict(self, batch: Any) -> np.ndarray:
+        with one_blas_thread():
+            return self._predict(batch)
+
+    def _predict(self, batch: Any) -> np.ndarray:
         X = np.asarray(batch.support_x, dtype=float)
         y = np.asarray(batch.support_y, dtype=float)
         Q = np.asarray(batch.query_x, dtype=float)
@@ -181,8 +218,6 @@ class AlgorithmSelect(Predictor):
         preds = self._predict_all(X, y, np.ones(k, dtype=bool), Q)  # (E, B, q)
         if k == 0:
             return preds[0]
-        err = self.loo_errors(X, y)
-        if k < X.shape[2] + 2 and "ols" in self._kinds():
-            err[self._kinds().index("ols")] = np.inf
+        err = self.loo_errors(X, y)  # least squares is inf below d + 2 shots
         choice = np.argmin(err, axis=0)  # first estimator wins ties
         return preds[choice, np.arange(len(X))]
