@@ -255,10 +255,18 @@ def _leg3(df: pd.DataFrame, pred: str, updates: bool) -> tuple[str, str]:
 
 
 def _group(setting: str) -> str:
-    for part in setting.split(", "):
-        if part.startswith("kind="):
-            return part.split("=", 1)[1]
+    """The task group a setting names: a strings ``kind``, or ``shifted-family`` where the held-out
+    tasks come from another task family than the pool (linear regression's ``task_prior`` or
+    ``task_scale``)."""
+    parts = dict(part.split("=", 1) for part in setting.split(", ") if "=" in part)
+    if "kind" in parts:
+        return parts["kind"]
+    if parts.get("task_prior", "gaussian") != "gaussian" or float(parts.get("task_scale", 1.0)) != 1.0:
+        return SHIFTED_FAMILY
     return ""
+
+
+SHIFTED_FAMILY = "shifted-family"
 
 
 def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = None) -> list[Row]:

@@ -224,3 +224,12 @@ def test_the_strongest_template_and_suite_marked_unreachable_tasks_are_used(tmp_
     assert set(splits) == {"novel-hard", "novel, unreachable tasks"}
     assert splits["novel-hard"].other == "strong-template"
     assert splits["novel, unreachable tasks"].n == 3 and not splits["novel, unreachable tasks"].tested
+
+
+def test_a_shifted_task_family_counts_as_out_of_the_templates_reach():
+    from benchmark.answer import _group, template_unreachable
+
+    shifted = _group("pool_seed=0, pool_size=256, task_prior=sparse")
+    assert template_unreachable("linear-regression", "novel", shifted)
+    assert not template_unreachable("linear-regression", "novel", _group("pool_size=256, task_prior=gaussian"))
+    assert _group("kind=constructed") == "constructed"
