@@ -207,13 +207,19 @@ def test_identical_sections_run_once_and_two_settings_get_labels():
 
 
 # -- merging runs -------------------------------------------------------------------------------------
+def _two_ridge_runs(tmp_path):
+    """Runs A and B: `zero` and an unlabelled `ridge` at alpha 1 (A) and 10 (B); returns B's config."""
+    cfgs = []
+    for name, alpha in (("A", 1.0), ("B", 10.0)):
+        c = cfg_for("zero")
+        c["suites"][0]["predictors"].append({"name": "ridge", "params": {"alpha": alpha}})
+        run(c, tmp_path / name, progress=False)
+        cfgs.append(c)
+    return cfgs[1]
+
+
 def test_merge_refuses_rows_that_disagree_naming_both_runs(tmp_path):
-    a = cfg_for("zero")
-    a["suites"][0]["predictors"].append({"name": "ridge", "params": {"alpha": 1.0}})
-    b = cfg_for("zero")
-    b["suites"][0]["predictors"].append({"name": "ridge", "params": {"alpha": 10.0}})
-    run(a, tmp_path / "A", progress=False)
-    run(b, tmp_path / "B", progress=False)
+    b = _two_ridge_runs(tmp_path)
     frames = [pd.read_csv(tmp_path / r / "results.csv", dtype=str, keep_default_na=False) for r in "AB"]
     with pytest.raises(MergeError, match=r"runs .*A and .*B.*predictor parameters"):
         merge_runs(frames, [str(tmp_path / "A"), str(tmp_path / "B")])
@@ -245,12 +251,7 @@ def test_runs_with_different_episode_counts_pair_only_identical_episodes(tmp_pat
 
 
 def test_report_command_refuses_a_mixed_merge(tmp_path, capsys):
-    a = cfg_for("zero")
-    a["suites"][0]["predictors"].append({"name": "ridge", "params": {"alpha": 1.0}})
-    b = cfg_for("zero")
-    b["suites"][0]["predictors"].append({"name": "ridge", "params": {"alpha": 10.0}})
-    run(a, tmp_path / "A", progress=False)
-    run(b, tmp_path / "B", progress=False)
+    _two_ridge_runs(tmp_path)
     assert main(["report", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "R")]) == 2
     err = capsys.readouterr().err
     assert "A and " in err and "predictor parameters" in err
