@@ -46,16 +46,20 @@ def in_worker_pool() -> bool:
 
 def idle_cores() -> int:
     """Cores not busy with other work: this process's cores minus the 1-minute load average
-    beyond this process itself (at least 1). On a shared CPU, threads beyond the idle cores wait
+    beyond this process's own threads (at least 1). On a shared CPU, threads beyond the idle cores wait
     on each other: measured on the 2-core machine at load 10, SmolLM2 with 2 threads took 5.6x
     longer than with 1."""
+
+    import sys
 
     cores = available_cores()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return cores
-    return max(1, min(cores, int(cores - max(0.0, load - 1.0) + 0.5)))
+    torch = sys.modules.get("torch")  # this process's own threads are part of the load
+    own = max(1, int(torch.get_num_threads())) if torch is not None else 1
+    return max(1, min(cores, int(cores - max(0.0, load - own) + 0.5)))
 
 
 def resolve_threads(threads: int | str | None, name: str = "threads") -> int:

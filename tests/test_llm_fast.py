@@ -157,6 +157,14 @@ def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
     assert resolve_threads("auto") == 3  # three cores busy elsewhere
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (40.0, 1.0, 1.0), raising=False)
     assert resolve_threads("auto") == 1
+    # the load this process's own threads made is not someone else's
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (4.0, 1.0, 1.0), raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        assert resolve_threads("auto") == 6
+    finally:
+        torch.set_num_threads(before)
     monkeypatch.setattr(threads, "in_worker_pool", lambda: True)
     assert resolve_threads("auto") == 1 and resolve_threads(2) == 2
 
