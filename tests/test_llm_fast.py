@@ -151,6 +151,8 @@ def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
 
     monkeypatch.setattr(threads, "available_cores", lambda: 6)
     monkeypatch.setattr(threads, "in_worker_pool", lambda: False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.0, 1.0, 1.0), raising=False)
     assert resolve_threads("auto") == 6  # a quiet machine: every core
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (4.2, 1.0, 1.0), raising=False)
@@ -159,7 +161,6 @@ def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
     assert resolve_threads("auto") == 1
     # the load this process's own threads made is not someone else's
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (4.0, 1.0, 1.0), raising=False)
-    before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
         assert resolve_threads("auto") == 6
