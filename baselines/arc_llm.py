@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from baselines.threads import limited_threads, resolve_threads
+from baselines.threads import limited_threads
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -85,17 +85,11 @@ class ArcSmolLM2InContext(Predictor):
         ``dtype``/``device``/``threads`` ``"auto"``: bfloat16 where native, a CUDA GPU when
         visible, the idle cores (see :mod:`baselines.hf_lm`); the choices are ``chosen_params_``.
         """
-        from baselines.hf_model import load_causal_lm, resolve_device, resolve_dtype
+        from baselines.hf_model import choose_runtime, load_causal_lm
 
         if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
             raise ValueError(f"{self.name}: max_tokens must be an integer >= 16, got {self.max_tokens!r}")
-        try:
-            self.threads_ = resolve_threads(self.threads, f"{self.name}: threads")
-            self.device_ = resolve_device(self.device)
-            self.dtype_ = resolve_dtype(self.dtype, self.device_)
-        except ValueError as exc:
-            raise ValueError(f"{self.name}: {exc}") from exc
-        self.chosen_params_ = {"dtype": self.dtype_, "device": self.device_, "threads": self.threads_}
+        choose_runtime(self)
         with limited_threads(self.threads_):
             self.lm_, self.tok_ = load_causal_lm(self.model or "smollm2", dtype=self.dtype_,
                                                  device=self.device_)

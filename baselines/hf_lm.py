@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from baselines.hf_fast import BatchedLoRA, generate_grouped, train_lora_batched
-from baselines.hf_model import (generate, load_causal_lm, lora_adapter, resolve_device,
-                                resolve_dtype, score_continuations, score_full)
-from baselines.threads import limited_threads, resolve_threads
+from baselines.hf_model import (choose_runtime, generate, load_causal_lm, lora_adapter,  # noqa: F401
+                                resolve_device, resolve_dtype, score_continuations, score_full)
+from baselines.threads import limited_threads
 from benchmark.predictor import NotApplicable, Predictor
 from benchmark.registry import register_predictor
 
@@ -147,13 +147,7 @@ class HFInContext(Predictor):
     def fit(self, pool: Any) -> "HFInContext":
         """Load the model (once per process) and check the prompt format; learns nothing."""
         self._check()
-        try:
-            self.threads_ = resolve_threads(self.threads, f"{self.name}: threads")
-            self.device_ = resolve_device(self.device)
-            self.dtype_ = resolve_dtype(self.dtype, self.device_)
-        except ValueError as exc:
-            raise ValueError(f"{self.name}: {exc}") from exc
-        self.chosen_params_ = {"dtype": self.dtype_, "device": self.device_, "threads": self.threads_}
+        choose_runtime(self)
         self.format_ = PromptFormat(self.prompt_template, self.header)
         model = self.model if self.model is not None else self.default_model
         if model is None:

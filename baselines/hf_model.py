@@ -373,3 +373,17 @@ def _train(model: Any, tok: Any, prompts: Sequence[str], answers: Sequence[str],
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+
+
+def choose_runtime(pred: Any) -> None:
+    """Resolve an LM predictor's ``threads``/``device``/``dtype`` (``"auto"`` included) into
+    ``threads_``, ``device_``, ``dtype_``, and record them in ``chosen_params_`` for the manifest."""
+    from baselines.threads import resolve_threads
+
+    try:
+        pred.threads_ = resolve_threads(pred.threads, f"{pred.name}: threads")
+        pred.device_ = resolve_device(pred.device)
+        pred.dtype_ = resolve_dtype(pred.dtype, pred.device_)
+    except ValueError as exc:
+        raise ValueError(f"{pred.name}: {exc}") from exc
+    pred.chosen_params_ = {"dtype": pred.dtype_, "device": pred.device_, "threads": pred.threads_}
