@@ -368,6 +368,9 @@ def execute_cell(cell: Cell) -> pd.DataFrame:
         if leak is not None:  # never scored: every episode is an error row naming the leak
             rows += [{**base, "task_id": t, "episode_id": e, "score": np.nan, "status": "error",
                       "error": leak, "prediction": ""} for t, e in zip(ev.batch.task_ids, ev.episode_ids)]
+    if not rows:  # e.g. no ARC task of the split fits max_task_cells: say so, do not fail the cell
+        rows.append({**base, "task_id": "", "episode_id": "", "score": np.nan, "status": "skipped",
+                     "error": "the split holds no episode under these suite settings", "prediction": ""})
     df = pd.DataFrame(rows)
     params = cell.suite_params()
     for k, v in params.items():  # suite parameters as plain columns (e.g. pool_size)

@@ -31,3 +31,14 @@ def test_reach_section_counts_depths_from_recorded_programs(tmp_path):
 def test_no_section_without_template_grids(tmp_path):
     df = pd.DataFrame([{**_row("a", 1.0, 1, "x"), "predictor": "lookup"}])
     assert report_sections(df, SimpleNamespace(tab_dir=tmp_path)) == []
+
+
+def test_a_split_without_episodes_is_a_skipped_row_not_a_failed_cell(tmp_path):
+    from benchmark.cli import main
+
+    rc = main(["run", "--suite", "arc", "--predictors", "lookup", "--splits", "novel", "--episodes", "2",
+               "--param", "version=ARC-AGI-2", "--param", "max_task_cells=1", "--out", str(tmp_path / "r"),
+               "--no-report", "--quiet"])
+    df = pd.read_csv(tmp_path / "r" / "results.csv", keep_default_na=False)
+    assert rc == 0
+    assert list(df["status"]) == ["skipped"] and "no episode" in df["error"][0]
