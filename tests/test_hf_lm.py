@@ -14,18 +14,6 @@ from baselines.hf_lm import (HFInContext, HFLoraTTT, PromptFormat, answer_spaces
                              generate, load_causal_lm, lora_adapter, score_continuations, score_full)
 from benchmark import get_suite  # noqa: E402
 from benchmark.predictor import NotApplicable  # noqa: E402
-from tests.tiny_llama import make_tiny_llama  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """A 2-layer, width-32 Llama with a character-level tokenizer, saved like a real model."""
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir):
-    return load_causal_lm(tiny_dir)
 
 
 @pytest.fixture(scope="module")

@@ -11,22 +11,11 @@ pytest.importorskip("peft")
 from baselines import hf_model  # noqa: E402
 from baselines.hf_fast import BatchedLoRA, generate_grouped, lora_targets  # noqa: E402
 from baselines.hf_lm import HFInContext, HFLoraTTT  # noqa: E402
-from baselines.hf_model import generate, load_causal_lm  # noqa: E402
+from baselines.hf_model import generate  # noqa: E402
 from baselines.threads import resolve_threads  # noqa: E402
 from benchmark.episodes import EpisodeBatch  # noqa: E402
-from tests.tiny_llama import make_tiny_llama  # noqa: E402
 
 FP32 = {"dtype": "float32", "device": "cpu", "threads": 1}
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama-fast"))
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir):
-    return load_causal_lm(tiny_dir)
 
 
 def _batch(n: int = 5, shots: int = 6, queries: int = 2) -> EpisodeBatch:
