@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import tables as T
+from benchmark.hooks import suite_hook
 from benchmark.stats import ALPHA, MIN_UNITS, claim, holm, units_needed
 
 #: families whose members get a row: the systems the triad is about
@@ -74,23 +75,7 @@ BUILTIN_TASK_REACHABILITY = {"strings": "baselines.strings_template:template_rea
 def task_reachability(suite: str) -> Callable[[str], str | None] | None:
     """The suite's per-task reachability hook: registered, built in, or the suite class's
     ``template_reachability`` staticmethod; None when it has none."""
-    if suite in TASK_REACHABILITY:
-        return TASK_REACHABILITY[suite]
-    if suite in BUILTIN_TASK_REACHABILITY:
-        import importlib
-
-        mod, fn = BUILTIN_TASK_REACHABILITY[suite].split(":")
-        try:
-            return getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError):
-            pass
-    try:
-        from benchmark.registry import suite_class
-
-        fn = getattr(suite_class(suite), "template_reachability", None)
-    except Exception:
-        return None
-    return fn if callable(fn) else None
+    return suite_hook(suite, TASK_REACHABILITY, BUILTIN_TASK_REACHABILITY, "template_reachability")
 
 
 @dataclass

@@ -27,6 +27,7 @@ import pandas as pd
 from benchmark import figures as F
 from benchmark import tables as T
 from benchmark.answer import RULES, answer_rows, rows_frame
+from benchmark.hooks import suite_hook
 from benchmark.stats import ALPHA, MIN_UNITS
 from benchmark.verdict import fmt, verdicts
 
@@ -60,23 +61,7 @@ BUILTIN_GALLERIES = {"arc": "benchmark.arc_gallery:draw_gallery"}
 def gallery_hook(suite: str) -> Callable | None:
     """The registered gallery function for a suite, else a built-in one, else the suite class's
     ``gallery`` (a staticmethod or classmethod), else None."""
-    if suite in GALLERIES:
-        return GALLERIES[suite]
-    if suite in BUILTIN_GALLERIES:
-        import importlib
-
-        mod, fn = BUILTIN_GALLERIES[suite].split(":")
-        try:
-            return getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError):
-            pass
-    try:
-        from benchmark.registry import suite_class
-
-        fn = getattr(suite_class(suite), "gallery", None)
-    except Exception:
-        return None
-    return fn if callable(fn) else None
+    return suite_hook(suite, GALLERIES, BUILTIN_GALLERIES, "gallery")
 
 
 # -- building ---------------------------------------------------------------------------------
@@ -172,23 +157,7 @@ def register_section(suite: str) -> Callable:
 def section_hook(suite: str) -> Callable | None:
     """The registered section provider of a suite, else a built-in one, else the suite class's
     ``report_sections`` (a staticmethod or classmethod), else None."""
-    if suite in SECTIONS:
-        return SECTIONS[suite]
-    if suite in BUILTIN_SECTIONS:
-        import importlib
-
-        mod, fn = BUILTIN_SECTIONS[suite].split(":")
-        try:
-            return getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError):
-            pass
-    try:
-        from benchmark.registry import suite_class
-
-        fn = getattr(suite_class(suite), "report_sections", None)
-    except Exception:
-        return None
-    return fn if callable(fn) else None
+    return suite_hook(suite, SECTIONS, BUILTIN_SECTIONS, "report_sections")
 
 
 def suite_sections(df: pd.DataFrame, out: Path, metrics: dict, stylers: dict) -> list[Section]:
