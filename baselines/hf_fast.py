@@ -61,7 +61,8 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
                      batch_rows: int = 128, stop_at_newline: bool = True,
                      lora: "BatchedLoRA | None" = None,
                      lora_index: Sequence[int] | None = None,
-                     max_batch_tokens: int = 24576) -> list[list[str]]:
+                     max_batch_tokens: int = 24576,
+                     margins: list | None = None) -> list[list[str]]:
     """Greedy continuations for groups of prompts; each group's common token prefix runs once.
 
     Groups are answered in chunks of at most ``batch_rows`` prompts and ``max_batch_tokens``
@@ -71,6 +72,10 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
     Prompts are tokenized whole (no boundary differs from one-prompt tokenization). With ``lora``
     attached, the rows of group ``g`` use adapter ``lora_index[g]`` (default ``g``). Returns one list of answers per group,
     each cut at the first newline like :func:`baselines.hf_model.generate`.
+    With a list ``margins``, it is filled with one list per group: for each prompt, the smallest
+    gap between the top two float32 logits over its generated tokens (how near greedy decoding
+    came to a tie; ``perf/llm_throughput.py`` uses it to show bf16-vs-float32 disagreements are
+    near-ties).
     """
     import torch
 
@@ -90,6 +95,7 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
         adapter = lora_index[g] if lora_index is not None else g
         plans.append((g, ids[0][:c] if ids else [], [x[c:] for x in ids], adapter))
     out: list[list[str]] = [[""] * len(p) for p in groups]
+    gaps: list[list[float]] = [[float("inf")] * len(p) for p in groups]
     order = sorted((p for p in plans if p[2]), key=lambda p: (len(p[1]) > 0, len(p[1])), reverse=True)
     chunks, cur, rows, longest = [], [], 0, 0
     for p in order:
@@ -106,9 +112,12 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
         chunks.append(cur)
     with torch.no_grad():
         for chunk in chunks:
-            texts = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora)
-            for (g, *_), t in zip(chunk, texts):
+            texts, chunk_gaps = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora)
+            for (g, *_), t, m in zip(chunk, texts, chunk_gaps):
                 out[g] = [x.split("\n")[0] if stop_at_newline else x for x in t]
+                gaps[g] = m
+    if margins is not None:
+        margins[:] = gaps
     return out
 
 
@@ -126,7 +135,7 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad: int, dev: Any) -> tuple[Any, A
 
 
 def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, pad: int, dev: Any,
-                    lora: "BatchedLoRA | None") -> list[list[str]]:
+                    lora: "BatchedLoRA | None") -> tuple[list[list[str]], list[list[float]]]:
     import torch
 
     base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
@@ -159,8 +168,12 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
     gen: list[list[int]] = [[] for _ in range(n)]
     active = torch.arange(n, device=dev)
     stop_t = torch.tensor(sorted(stop), device=dev) if stop else None
+    gap = torch.full((n,), float("inf"), device=dev)
     for t in range(max_new):
-        nxt = _logits32(model, h).argmax(-1)
+        logits = _logits32(model, h)
+        nxt = logits.argmax(-1)  # argmax, not topk: the same tie-breaking as generate()
+        top2 = logits.topk(2, dim=-1).values
+        gap[active] = torch.minimum(gap[active], top2[:, 0] - top2[:, 1])
         for r, v in zip(active.tolist(), nxt.tolist()):
             gen[r].append(v)
         done = torch.isin(nxt, stop_t) if stop_t is not None else torch.zeros_like(nxt, dtype=torch.bool)
@@ -178,11 +191,13 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
                  cache=cache, use_cache=True)
         cache, h = o.cache, o.last_hidden_state[:, -1]
     texts = [tok.decode(g, skip_special_tokens=True) for g in gen]
-    out, i = [], 0
+    gaps = gap.tolist()
+    out, out_gaps, i = [], [], 0
     for _, _, ss, _ in chunk:
         out.append(texts[i:i + len(ss)])
+        out_gaps.append(gaps[i:i + len(ss)])
         i += len(ss)
-    return out
+    return out, out_gaps
 
 
 # -- batched LoRA -----------------------------------------------------------------------------

