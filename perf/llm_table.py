@@ -4,7 +4,10 @@ For every LM predictor (and lookup/template for reference) it prints the mean ex
 95% interval and n (episodes): the interval resamples episodes (each episode's score is the
 fraction of its queries answered right; the queries of one episode are not independent), exact
 Clopper-Pearson where every score is 0 or 1, and never of zero width for a constant. Then the
-paired difference LoRA - in-context on identical episodes (matched by episode content hash).
+paired difference LoRA - in-context on identical episodes (matched by episode content hash; an
+episode answered in two sections counts once), for each ``--lora`` label given, with a Holm
+adjustment over all the paired comparisons printed and, where an interval contains 0, how many
+paired episodes a test would need to detect the observed difference (80% power, 5% level).
 
     python perf/llm_table.py reports/default [more run dirs]
 """
@@ -20,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark.stats import cluster_bootstrap_ci  # noqa: E402
+from benchmark.stats import cluster_bootstrap_ci, cluster_t_test, holm, units_needed  # noqa: E402
 
 KIND_ORDER = ["knowledge", "retrieval", "familiar-rules", "constructed"]
 SPLIT_ORDER = ["memorized", "seen-task", "novel"]
@@ -46,14 +49,15 @@ def load(runs: list[str]) -> pd.DataFrame:
 
 def cell(v: np.ndarray) -> str:
     m, lo, hi = cluster_bootstrap_ci(v, n_boot=4000)
-    return f"{m:.2f} [{lo:.2f}, {hi:.2f}] n={len(v)}"
+    d = 2 if hi >= 0.1 else 3  # a rare success is not printed as 0.00 [0.00, 0.00]
+    return f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}] n={len(v)}"
 
 
 def table(df: pd.DataFrame, predictors: list[str], shots: list[int]) -> str:
     lines = ["| predictor | kind | split | " + " | ".join(f"{s} shots" for s in shots) + " |",
              "|---|---|---|" + "---|" * len(shots)]
-    for who in predictors:
-        d = df[df["who"] == who]
+    for who in predictors:  # an episode answered by two sections counts once
+        d = df[df["who"] == who].drop_duplicates(["shots", "episode_hash", "seed"])
         for kind in KIND_ORDER:
             for split in SPLIT_ORDER:
                 g = d[(d["kind"] == kind) & (d["split"] == split)]
@@ -65,21 +69,35 @@ def table(df: pd.DataFrame, predictors: list[str], shots: list[int]) -> str:
     return "\n".join(lines)
 
 
-def paired(df: pd.DataFrame, a: str, b: str) -> str:
-    lines = [f"| kind | shots | n paired | {a} | {b} | {b} - {a} [95%] |", "|---|---|---|---|---|---|"]
-    for kind in KIND_ORDER:
-        for s in sorted(df["shots"].astype(int).unique()):
-            x = df[(df["who"] == a) & (df["kind"] == kind) & (df["split"] == "novel") & (df["shots"].astype(int) == s)]
-            y = df[(df["who"] == b) & (df["kind"] == kind) & (df["split"] == "novel") & (df["shots"].astype(int) == s)]
-            if x.empty or y.empty:
-                continue
-            m = x.merge(y, on=["episode_hash", "seed"], suffixes=("_a", "_b"))
-            if m.empty:
-                continue
-            d = m["score_b"].to_numpy() - m["score_a"].to_numpy()
-            md, lo, hi = cluster_bootstrap_ci(d, n_boot=4000, bounds=(-1.0, 1.0))
-            lines.append(f"| {kind} | {s} | {len(m)} | {m['score_a'].mean():.2f} | {m['score_b'].mean():.2f} | "
-                         f"{md:+.2f} [{lo:+.2f}, {hi:+.2f}] |")
+def paired(df: pd.DataFrame, a: str, bs: list[str]) -> str:
+    """LoRA label(s) minus in-context on the same novel episodes, per kind and shots."""
+    rows = []
+    key = ["episode_hash", "seed"]
+    for b in bs:
+        for kind in KIND_ORDER:
+            for s in sorted(df["shots"].astype(int).unique()):
+                sel = (df["kind"] == kind) & (df["split"] == "novel") & (df["shots"].astype(int) == s)
+                x = df[(df["who"] == a) & sel].drop_duplicates(key)
+                y = df[(df["who"] == b) & sel].drop_duplicates(key)
+                m = x.merge(y, on=key, suffixes=("_a", "_b"))
+                if m.empty:
+                    continue
+                d = m["score_b"].to_numpy() - m["score_a"].to_numpy()
+                md, lo, hi = cluster_bootstrap_ci(d, n_boot=4000, bounds=(-1.0, 1.0))
+                p, sd = cluster_t_test(d)
+                need = ""
+                if lo <= 0 <= hi:
+                    n = units_needed(md, sd)
+                    need = "no difference to detect" if not np.isfinite(n) else f"~{int(n)}"
+                rows.append([b, kind, s, len(m), m["task_id_a"].nunique(), m["score_a"].mean(),
+                             m["score_b"].mean(), md, lo, hi, p, need])
+    adj = holm([r[10] for r in rows]) if rows else []
+    lines = [f"| LoRA | kind | shots | episodes | tasks | {a} | LoRA | LoRA - {a} [95%] | Holm p | "
+             "episodes to detect it |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r, pa in zip(rows, adj):
+        d = 2 if max(abs(r[8]), abs(r[9])) >= 0.1 else 3
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.{d}f} | {r[6]:.{d}f} | "
+                     f"{r[7]:+.{d}f} [{r[8]:+.{d}f}, {r[9]:+.{d}f}] | {pa:.2g} | {r[11]} |")
     return "\n".join(lines)
 
 
@@ -87,17 +105,20 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="*", default=["reports/default"])
     ap.add_argument("--icl", default="smollm2-icl")
-    ap.add_argument("--lora", default="smollm2-lora-ttt")
+    ap.add_argument("--lora", action="append",
+                    help="LoRA label(s) paired with --icl (repeatable; default smollm2-lora-ttt)")
     ap.add_argument("--shots", default="0,4,16", help="shot counts shown (comma-separated)")
     args = ap.parse_args(argv)
     if not any(Path(r).exists() for r in args.runs):
         print(f"no run directory among {args.runs}; run `make bench` first")
         return
     df = load(args.runs)
-    present = [p for p in [args.icl, args.lora, "template-strings", "lookup"] if (df["who"] == p).any()]
+    loras = args.lora or ["smollm2-lora-ttt"]
+    present = [p for p in [args.icl, *loras, "template-strings", "lookup", "demo-copy"]
+               if (df["who"] == p).any()]
     print(table(df, present, [int(x) for x in args.shots.split(",")]))
     print()
-    print(paired(df, args.icl, args.lora))
+    print(paired(df, args.icl, loras))
 
 
 if __name__ == "__main__":
