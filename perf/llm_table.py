@@ -34,7 +34,7 @@ def load(runs: list[str]) -> pd.DataFrame:
     for r in runs:
         p = Path(r)
         if (p / "results.csv").exists():
-            frames.append(pd.read_csv(p / "results.csv", keep_default_na=False))
+            frames.append(pd.read_csv(p / "results.csv", keep_default_na=False, low_memory=False))
         else:
             frames += [pd.read_csv(f, comment="#", keep_default_na=False) for f in sorted((p / "cells").glob("*.csv"))]
     if not frames:
