@@ -47,9 +47,15 @@ def load(runs: list[str]) -> pd.DataFrame:
     return df
 
 
+def _digits(lo: float, hi: float) -> int:
+    """Decimals for an interval: 3 when it lies within 0.1 of zero, so a rare success is not
+    printed as 0.00 [0.00, 0.00]."""
+    return 2 if max(abs(lo), abs(hi)) >= 0.1 else 3
+
+
 def cell(v: np.ndarray) -> str:
     m, lo, hi = cluster_bootstrap_ci(v, n_boot=4000)
-    d = 2 if hi >= 0.1 else 3  # a rare success is not printed as 0.00 [0.00, 0.00]
+    d = _digits(lo, hi)
     return f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}] n={len(v)}"
 
 
@@ -88,16 +94,20 @@ def paired(df: pd.DataFrame, a: str, bs: list[str]) -> str:
                 need = ""
                 if lo <= 0 <= hi:
                     n = units_needed(md, sd)
-                    need = "no difference to detect" if not np.isfinite(n) else f"~{int(n)}"
-                rows.append([b, kind, s, len(m), m["task_id_a"].nunique(), m["score_a"].mean(),
-                             m["score_b"].mean(), md, lo, hi, p, need])
-    adj = holm([r[10] for r in rows]) if rows else []
+                    need = ("no difference to detect" if n == float("inf") else
+                            "n/a" if not np.isfinite(n) else f"~{int(n)}")
+                rows.append({"lora": b, "kind": kind, "shots": s, "n": len(m),
+                             "tasks": m["task_id_a"].nunique(), "icl": m["score_a"].mean(),
+                             "b": m["score_b"].mean(), "diff": md, "lo": lo, "hi": hi, "p": p,
+                             "need": need})
+    adj = holm([r["p"] for r in rows]) if rows else []
     lines = [f"| LoRA | kind | shots | episodes | tasks | {a} | LoRA | LoRA - {a} [95%] | Holm p | "
              "episodes to detect it |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r, pa in zip(rows, adj):
-        d = 2 if max(abs(r[8]), abs(r[9])) >= 0.1 else 3
-        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.{d}f} | {r[6]:.{d}f} | "
-                     f"{r[7]:+.{d}f} [{r[8]:+.{d}f}, {r[9]:+.{d}f}] | {pa:.2g} | {r[11]} |")
+        d = _digits(r["lo"], r["hi"])
+        lines.append(f"| {r['lora']} | {r['kind']} | {r['shots']} | {r['n']} | {r['tasks']} | "
+                     f"{r['icl']:.{d}f} | {r['b']:.{d}f} | {r['diff']:+.{d}f} [{r['lo']:+.{d}f}, "
+                     f"{r['hi']:+.{d}f}] | {pa:.2g} | {r['need']} |")
     return "\n".join(lines)
 
 
