@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any, Sequence
 
 from baselines.hf_model import _newline_token_ids, encode, prepare_tokenizer
@@ -62,7 +63,7 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
                      lora: "BatchedLoRA | None" = None,
                      lora_index: Sequence[int] | None = None,
                      max_batch_tokens: int = 24576,
-                     margins: list | None = None) -> list[list[str]]:
+                     margins: list | None = None, shared_prefix: bool = True) -> list[list[str]]:
     """Greedy continuations for groups of prompts; each group's common token prefix runs once.
 
     Groups are answered in chunks of at most ``batch_rows`` prompts and ``max_batch_tokens``
@@ -76,6 +77,9 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
     gap between the top two float32 logits over its generated tokens (how near greedy decoding
     came to a tie; ``perf/llm_throughput.py`` uses it to show bf16-vs-float32 disagreements are
     near-ties).
+    With ``shared_prefix`` (default) a Llama-style model's query rows read their group's prefix
+    cache in place (:class:`_SharedPrefix`); other models, or ``shared_prefix=False``, copy the
+    prefix cache to every row and run the model's own forward.
     """
     import torch
 
@@ -112,7 +116,8 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
         chunks.append(cur)
     with torch.no_grad():
         for chunk in chunks:
-            texts, chunk_gaps = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora)
+            texts, chunk_gaps = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora,
+                                                shared_prefix)
             for (g, *_), t, m in zip(chunk, texts, chunk_gaps):
                 out[g] = [x.split("\n")[0] if stop_at_newline else x for x in t]
                 gaps[g] = m
@@ -135,34 +140,36 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad: int, dev: Any) -> tuple[Any, A
 
 
 def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, pad: int, dev: Any,
-                    lora: "BatchedLoRA | None") -> tuple[list[list[str]], list[list[float]]]:
+                    lora: "BatchedLoRA | None", shared: bool = True) -> tuple[list[list[str]], list[list[float]]]:
     import torch
 
     base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
     groups = [a for _, _, _, a in chunk]  # the adapter of each group
     row_group = [j for j, (_, _, sufs, _) in enumerate(chunk) for _ in sufs]
     rg = torch.tensor(row_group, device=dev)
-    cache = None
-    prefix_mask = torch.zeros((len(row_group), 0), dtype=torch.long, device=dev)
-    plen = torch.zeros(len(row_group), dtype=torch.long, device=dev)
+    shared = shared and _SharedPrefix.supports(model)
+    cache, prefix_mask = None, torch.zeros((len(chunk), 0), dtype=torch.long, device=dev)
     if len(chunk[0][1]) > 0:  # the shared prefixes, once per group
-        ids, mask = _left_pad([p for _, p, _, _ in chunk], pad, dev)
-        pos = (mask.cumsum(1) - 1).clamp(min=0)
-        if lora is not None:
-            lora.rows = torch.tensor(groups, device=dev)
-        o = base(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        cache = o.cache
-        cache.reorder_cache(rg)
-        prefix_mask = mask[rg]
-        plen = mask.sum(1)[rg]
+        prefixes = [p for _, p, _, _ in chunk]
+        if shared:
+            cache, prefix_mask = _prefix_kv(base, prefixes, groups, pad, dev, lora)
+        else:
+            ids, prefix_mask = _left_pad(prefixes, pad, dev)
+            pos = (prefix_mask.cumsum(1) - 1).clamp(min=0)
+            if lora is not None:
+                lora.rows = torch.tensor(groups, device=dev)
+            cache = base(input_ids=ids, attention_mask=prefix_mask, position_ids=pos, use_cache=True).cache
+    plen = prefix_mask.sum(1)[rg]
     sufs = [s for _, _, ss, _ in chunk for s in ss]
     ids, smask = _left_pad(sufs, pad, dev)
     pos = plen.unsqueeze(1) + (smask.cumsum(1) - 1).clamp(min=0)
-    attn = torch.cat([prefix_mask, smask], dim=1)
     if lora is not None:
         lora.rows = torch.tensor([groups[j] for j in row_group], device=dev)
-    o = base(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, use_cache=True)
-    cache, h = o.cache, o.last_hidden_state[:, -1]
+    if shared:
+        step: Any = _SharedPrefix(model, cache, prefix_mask.bool(), rg, ids.shape[1] + max_new)
+    else:
+        step = _HFSteps(base, cache, rg, prefix_mask[rg])
+    h = step.first(ids, smask, pos)
     last_pos = pos[:, -1]
     n = len(sufs)
     gen: list[list[int]] = [[] for _ in range(n)]
@@ -181,15 +188,12 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
             break
         keep = (~done).nonzero().squeeze(1)
         if len(keep) < len(active):
-            cache.reorder_cache(keep)
-            active, nxt, attn, last_pos = active[keep], nxt[keep], attn[keep], last_pos[keep]
-        attn = torch.cat([attn, torch.ones((len(active), 1), dtype=attn.dtype, device=dev)], dim=1)
+            step.keep(keep)
+            active, nxt, last_pos = active[keep], nxt[keep], last_pos[keep]
         last_pos = last_pos + 1
         if lora is not None:
             lora.rows = torch.tensor([groups[row_group[r]] for r in active.tolist()], device=dev)
-        o = base(input_ids=nxt.unsqueeze(1), attention_mask=attn, position_ids=last_pos.unsqueeze(1),
-                 cache=cache, use_cache=True)
-        cache, h = o.cache, o.last_hidden_state[:, -1]
+        h = step.next(nxt, last_pos)
     texts = [tok.decode(g, skip_special_tokens=True) for g in gen]
     gaps = gap.tolist()
     out, out_gaps, i = [], [], 0
@@ -198,6 +202,207 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
         out_gaps.append(gaps[i:i + len(ss)])
         i += len(ss)
     return out, out_gaps
+
+
+def _prefix_kv(base: Any, prefixes: list, adapters: list, pad: int, dev: Any,
+               lora: "BatchedLoRA | None", max_tokens: int = 4096) -> tuple[list, Any]:
+    """Every group's prefix keys and values, left-padded into one (groups, kv heads, length, d)
+    tensor per layer, and the (groups, length) mask.
+
+    Computed in sub-batches of similar length and at most ``max_tokens`` padded tokens: one
+    padded batch of all prefixes wasted ~40% of its work on padding (prompts of 150-330 tokens),
+    and activations this small are reused by the allocator instead of being mapped afresh.
+    """
+    import torch
+
+    order = sorted(range(len(prefixes)), key=lambda g: -len(prefixes[g]))
+    L = len(prefixes[order[0]])
+    mask = torch.zeros((len(prefixes), L), dtype=torch.long, device=dev)
+    kv: list = []
+    i = 0
+    while i < len(order):
+        lb, j = len(prefixes[order[i]]), i + 1
+        while j < len(order) and (j - i + 1) * lb <= max_tokens and len(prefixes[order[j]]) >= 0.85 * lb:
+            j += 1
+        idx, i = order[i:j], j
+        ids, m = _left_pad([prefixes[g] for g in idx], pad, dev)
+        pos = (m.cumsum(1) - 1).clamp(min=0)
+        if lora is not None:
+            lora.rows = torch.tensor([adapters[g] for g in idx], device=dev)
+        cache = base(input_ids=ids, attention_mask=m, position_ids=pos, use_cache=True).cache
+        at = torch.tensor(idx, device=dev)
+        for li, layer in enumerate(cache.layers):
+            if li == len(kv):
+                shape = (len(prefixes), *layer.keys.shape[1:2], L, layer.keys.shape[-1])
+                kv.append((layer.keys.new_zeros(shape), layer.values.new_zeros(shape)))
+            kv[li][0][at, :, L - lb:] = layer.keys
+            kv[li][1][at, :, L - lb:] = layer.values
+        mask[at, L - lb:] = m
+    return kv, mask
+
+
+class _HFSteps:
+    """Suffix and decode passes through the model's own forward: the prefix cache is copied to
+    every query row (any causal LM)."""
+
+    def __init__(self, base: Any, cache: Any, rg: Any, prefix_mask: Any):
+        self.base, self.cache = base, cache
+        if cache is not None:
+            cache.reorder_cache(rg)
+        self.attn = prefix_mask
+
+    def _run(self, ids: Any, pos: Any) -> Any:
+        o = self.base(input_ids=ids, attention_mask=self.attn, position_ids=pos, cache=self.cache,
+                      use_cache=True)
+        self.cache = o.cache
+        return o.last_hidden_state[:, -1]
+
+    def first(self, ids: Any, smask: Any, pos: Any) -> Any:
+        import torch
+
+        self.attn = torch.cat([self.attn, smask], dim=1)
+        return self._run(ids, pos)
+
+    def keep(self, idx: Any) -> None:
+        self.cache.reorder_cache(idx)
+        self.attn = self.attn[idx]
+
+    def next(self, nxt: Any, pos: Any) -> Any:
+        import torch
+
+        one = torch.ones((len(nxt), 1), dtype=self.attn.dtype, device=self.attn.device)
+        self.attn = torch.cat([self.attn, one], dim=1)
+        return self._run(nxt.unsqueeze(1), pos.unsqueeze(1))
+
+
+class _SharedPrefix:
+    """Suffix and decode passes of a Llama-style decoder that read each group's prefix cache once.
+
+    The copy-per-row path reads (and first copies) the demonstrations' keys and values once per
+    query row and per query head; here every row attends to its group's single copy: the scores
+    against the prefix are one matrix product per group (all its rows' query heads stacked), the
+    row's own tokens (query suffix, generated answer) live in a preallocated per-row buffer, and
+    one softmax runs over both parts. Same maths as the model's attention, so the same answers
+    up to floating-point rounding (tested against the copy-per-row path).
+    """
+
+    def __init__(self, model: Any, kv: list | None, pmask: Any, rg: Any, capacity: int):
+        import torch
+
+        self.base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        cfg = model.config
+        self.layers = list(self.base.layers[:cfg.num_hidden_layers])
+        att = self.layers[0].self_attn
+        self.d = att.head_dim
+        self.kvh = cfg.num_key_value_heads
+        self.rep = cfg.num_attention_heads // self.kvh
+        self.scale = att.scaling
+        self.rope = sys.modules[type(att).__module__].apply_rotary_pos_emb
+        w = self.base.embed_tokens.weight
+        R = len(rg)
+        self.kp = [k for k, _ in kv] if kv else None  # (groups, kv heads, prefix, d)
+        self.vp = [v for _, v in kv] if kv else None
+        self.pmask = pmask
+        shape = (R, self.kvh, capacity, self.d)
+        self.kr = [torch.empty(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
+        self.vr = [torch.empty(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
+        self.rmask = torch.zeros((R, capacity), dtype=torch.bool, device=w.device)
+        self.n = 0
+        self._rows(rg)
+
+    @staticmethod
+    def supports(model: Any) -> bool:
+        base = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
+        cfg = getattr(model, "config", None)
+        if getattr(cfg, "model_type", None) != "llama" or base is None:
+            return False
+        if not all(hasattr(base, a) for a in ("layers", "embed_tokens", "rotary_emb", "norm")):
+            return False
+        layer = base.layers[0]
+        return all(hasattr(layer, a) for a in ("input_layernorm", "post_attention_layernorm", "self_attn", "mlp"))
+
+    def _rows(self, rg: Any) -> None:
+        """Group and slot (rank within the group) of every row."""
+        import torch
+
+        self.rg = rg
+        R = len(rg)
+        if R == 0:
+            self.slot, self.width = rg, 1
+            return
+        first = torch.zeros(self.pmask.shape[0] + 1, dtype=torch.long, device=rg.device)
+        counts = torch.bincount(rg, minlength=self.pmask.shape[0])
+        first[1:] = counts.cumsum(0)
+        self.slot = torch.arange(R, device=rg.device) - first[rg]  # rows of a group are contiguous
+        self.width = int(counts.max())
+
+    def keep(self, idx: Any) -> None:
+        self.kr = [k[idx] for k in self.kr]
+        self.vr = [v[idx] for v in self.vr]
+        self.rmask = self.rmask[idx]
+        self._rows(self.rg[idx])
+
+    def first(self, ids: Any, smask: Any, pos: Any) -> Any:
+        return self._forward(ids, smask.bool(), pos)
+
+    def next(self, nxt: Any, pos: Any) -> Any:
+        import torch
+
+        return self._forward(nxt.unsqueeze(1), torch.ones((len(nxt), 1), dtype=torch.bool,
+                                                          device=nxt.device), pos.unsqueeze(1))
+
+    def _forward(self, ids: Any, mask: Any, pos: Any) -> Any:
+        import torch
+
+        R, T = ids.shape
+        n0, n1 = self.n, self.n + T
+        self.rmask[:, n0:n1] = mask
+        causal = torch.arange(n1, device=ids.device)[None, :] <= torch.arange(n0, n1, device=ids.device)[:, None]
+        own = self.rmask[:, None, :n1] & causal  # (R, T, n1): valid earlier row tokens
+        own[:, torch.arange(T), torch.arange(n0, n1)] = True  # a padded query sees itself
+        allowed = torch.cat([self.pmask[self.rg][:, None, :].expand(R, T, -1), own], dim=2)
+        h = self.base.embed_tokens(ids)
+        cos, sin = self.base.rotary_emb(h, position_ids=pos)
+        for li, layer in enumerate(self.layers):
+            att = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = att.q_proj(x).view(R, T, -1, self.d).transpose(1, 2)
+            k = att.k_proj(x).view(R, T, -1, self.d).transpose(1, 2)
+            v = att.v_proj(x).view(R, T, -1, self.d).transpose(1, 2)
+            q, k = self.rope(q, k, cos, sin)
+            self.kr[li][:, :, n0:n1] = k
+            self.vr[li][:, :, n0:n1] = v
+            o = self._attend(li, q, allowed, n1)
+            h = h + att.o_proj(o)
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        self.n = n1
+        return self.base.norm(h[:, -1])
+
+    def _attend(self, li: int, q: Any, allowed: Any, n1: int) -> Any:
+        import torch
+
+        R, _, T, d = q.shape
+        kvh, rep = self.kvh, self.rep
+        m = rep * T  # query heads of one kv head, times positions
+        q = q.reshape(R, kvh, m, d)  # head h reads kv head h // rep
+        parts = []
+        G, P = self.pmask.shape
+        if self.kp is not None and P:
+            qg = q.new_zeros((G, kvh, self.width, m, d))
+            qg[self.rg, :, self.slot] = q
+            sp = torch.matmul(qg.view(G, kvh, self.width * m, d), self.kp[li].transpose(-1, -2))
+            parts.append(sp.view(G, kvh, self.width, m, P)[self.rg, :, self.slot])
+        parts.append(torch.matmul(q, self.kr[li][:, :, :n1].transpose(-1, -2)))
+        s = torch.cat(parts, dim=-1).float() * self.scale
+        s = s.view(R, kvh, rep, T, -1).masked_fill(~allowed[:, None, None], float("-inf"))
+        p = torch.softmax(s, dim=-1).to(q.dtype).view(R, kvh, m, -1)
+        o = torch.matmul(p[..., P:], self.vr[li][:, :, :n1]) if P else torch.matmul(p, self.vr[li][:, :, :n1])
+        if self.kp is not None and P:
+            pg = p.new_zeros((G, kvh, self.width, m, P))
+            pg[self.rg, :, self.slot] = p[..., :P]
+            og = torch.matmul(pg.view(G, kvh, self.width * m, P), self.vp[li])
+            o = o + og.view(G, kvh, self.width, m, d)[self.rg, :, self.slot]
+        return o.view(R, kvh * rep, T, d).transpose(1, 2).reshape(R, T, kvh * rep * d)
 
 
 # -- batched LoRA -----------------------------------------------------------------------------

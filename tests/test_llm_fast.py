@@ -57,6 +57,32 @@ def test_grouped_generation_reports_the_top_two_logit_gap(tiny):
     assert all(0 <= g <= one_g for g, one_g in zip(gaps[1], one[0]))
 
 
+def test_shared_prefix_attention_equals_the_copy_per_row_path(tiny, monkeypatch):
+    from baselines import hf_fast
+
+    lm, tok = tiny
+    assert hf_fast._SharedPrefix.supports(lm)
+    demos = "".join(f"Input: {w}\nOutput: {w[::-1]}\n\n" for w in ("ab", "cde", "fghij", "kl"))
+    groups = [[demos + "Input: xy\nOutput:", demos + "Input: xyzw\nOutput:", demos + "Input: q\nOutput:"],
+              ["Input: ab\nOutput: ba\n\nInput: c\nOutput:"], [demos[:30] + "z", demos[:30] + "zz"]]
+    ref_gaps: list = []
+    ref = generate_grouped(lm, tok, groups, max_new_tokens=6, shared_prefix=False, margins=ref_gaps)
+    # prefix sub-batches of one group each, and rows leaving the batch as they finish
+    orig = hf_fast._prefix_kv
+    monkeypatch.setattr(hf_fast, "_prefix_kv", lambda *a, **k: orig(*a, **{**k, "max_tokens": 1}))
+    for rows in (2, 32):
+        gaps: list = []
+        assert generate_grouped(lm, tok, groups, max_new_tokens=6, batch_rows=rows, margins=gaps) == ref
+        assert [g for gg in gaps for g in gg] == pytest.approx([g for gg in ref_gaps for g in gg], abs=1e-4)
+    with BatchedLoRA(lm, 3, rank=2, top_layers=1, seed=1) as lora:
+        for name, _ in lora.targets:  # non-zero, different adapters per group
+            lora.B[name].data.normal_(generator=torch.Generator().manual_seed(len(name)))
+        a = generate_grouped(lm, tok, groups, max_new_tokens=6, lora=lora, lora_index=[2, 0, 1])
+        b = generate_grouped(lm, tok, groups, max_new_tokens=6, lora=lora, lora_index=[2, 0, 1],
+                             shared_prefix=False)
+    assert a == b
+
+
 def test_fast_icl_equals_the_earlier_path(tiny_dir):
     b = _batch()
     old = HFInContext(model=tiny_dir, batched=False, max_new_tokens=5, **FP32).fit(None).predict(b)
