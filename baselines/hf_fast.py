@@ -518,41 +518,54 @@ def train_lora_batched(model: Any, tok: Any, lora: BatchedLoRA,
     if steps <= 0 or not any(seqs):
         return
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    # Every training sequence in one right-padded table; the layers below the first adapter are
-    # frozen and see no adapter, so their output is computed once, not at every step.
+    # The training sequences in right-padded tables of similar length (one table padded to the
+    # longest wasted half its work: lengths 8-22 tokens, mean 11); the layers below the first
+    # adapter are frozen and see no adapter, so their output is computed once, not at every step.
     flat = [(e, i) for e, ss in enumerate(seqs) for i in range(len(ss))]
-    index = {key: r for r, key in enumerate(flat)}
-    L = max(len(p) + len(a) for ss in seqs for p, a in ss)
-    ids = torch.full((len(flat), L), pad, dtype=torch.long)
-    attn = torch.zeros((len(flat), L), dtype=torch.long)
-    for r, (e, i) in enumerate(flat):
-        p, a = seqs[e][i]
-        ids[r, :len(p) + len(a)] = torch.tensor(p + a)
-        attn[r, :len(p) + len(a)] = 1
-    ids, attn = ids.to(dev), attn.to(dev)
+    size = {key: len(seqs[key[0]][key[1]][0]) + len(seqs[key[0]][key[1]][1]) for key in flat}
+    order = sorted(flat, key=lambda key: -size[key])
+    buckets: list[list] = []
+    for key in order:
+        if not buckets or size[key] < 0.8 * size[buckets[-1][0]]:
+            buckets.append([])
+        buckets[-1].append(key)
+    index = {key: (b, r) for b, keys in enumerate(buckets) for r, key in enumerate(keys)}
+    tables = []
+    for keys in buckets:
+        L = size[keys[0]]
+        ids = torch.full((len(keys), L), pad, dtype=torch.long)
+        attn = torch.zeros((len(keys), L), dtype=torch.long)
+        for r, (e, i) in enumerate(keys):
+            p, a = seqs[e][i]
+            ids[r, :len(p) + len(a)] = torch.tensor(p + a)
+            attn[r, :len(p) + len(a)] = 1
+        tables.append((keys, ids.to(dev), attn.to(dev)))
     impl = getattr(model.config, "_attn_implementation", None)
     switch = impl == "sdpa" and hasattr(model, "set_attn_implementation")
     if switch:  # on short training rows plain attention back-propagates faster (measured ~25%)
         model.set_attn_implementation("eager")
     try:
-        _train_steps(model, lora, seqs, flat, index, ids, attn, steps, lr, batch_size, seed)
+        _train_steps(model, lora, seqs, index, tables, steps, lr, batch_size, seed)
     finally:
         if switch:
             model.set_attn_implementation(impl)
         lora.rows = None
 
 
-def _train_steps(model: Any, lora: BatchedLoRA, seqs: list, flat: list, index: dict, ids: Any,
-                 attn: Any, steps: int, lr: float, batch_size: int, seed: int) -> None:
+def _train_steps(model: Any, lora: BatchedLoRA, seqs: list, index: dict, tables: list,
+                 steps: int, lr: float, batch_size: int, seed: int) -> None:
+    """AdamW steps; each step's loss is summed over the length tables (gradients accumulate),
+    so it equals the loss of one padded batch."""
     import torch
 
-    dev = ids.device
+    dev = tables[0][1].device
     params = lora.parameters()
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     gens = [torch.Generator().manual_seed(seed) for _ in seqs]
-    top = _TopLayers(model, lora, ids, attn)
+    tops = [_TopLayers(model, lora, ids, attn) for _, ids, attn in tables]
     for _ in range(steps):
-        rows, row_ep = [], []
+        chosen: list[list] = [[] for _ in tables]  # per table: (row, episode)
+        counts = torch.zeros(lora.n, device=dev)  # answer tokens per episode in this step
         for e, ss in enumerate(seqs):
             if not ss:
                 continue
@@ -560,32 +573,35 @@ def _train_steps(model: Any, lora: BatchedLoRA, seqs: list, flat: list, index: d
                 pick = torch.randperm(len(ss), generator=gens[e])[:batch_size].tolist()
             else:
                 pick = list(range(len(ss)))
-            rows += [index[(e, i)] for i in pick]
-            row_ep += [e] * len(pick)
-        tgt_r, tgt_t, tgt_y = [], [], []
-        for j, r in enumerate(rows):  # position t predicts token t + 1
-            p, a = seqs[flat[r][0]][flat[r][1]]
-            for k in range(len(a)):
-                tgt_r.append(j)
-                tgt_t.append(len(p) + k - 1)
-                tgt_y.append(a[k])
-        lora.rows = torch.tensor(row_ep, device=dev)
-        h = top(torch.tensor(rows, device=dev))
-        r_t = torch.tensor(tgt_r, device=dev)
-        logits = _logits32(model, h[r_t, torch.tensor(tgt_t, device=dev)])
-        tok_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(tgt_y, device=dev),
-                                                     reduction="none")
-        ep_of_tok = lora.rows[r_t]
-        sums = torch.zeros(lora.n, device=dev).index_add(0, ep_of_tok, tok_loss)
-        counts = torch.zeros(lora.n, device=dev).index_add(0, ep_of_tok, torch.ones_like(tok_loss))
-        loss = (sums / counts.clamp(min=1)).sum()
+            for i in pick:
+                b, r = index[(e, i)]
+                chosen[b].append((r, e))
+                counts[e] += len(seqs[e][i][1])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        for (keys, _, _), top, picked in zip(tables, tops, chosen):
+            if not picked:
+                continue
+            tgt_r, tgt_t, tgt_y, tgt_e = [], [], [], []
+            for j, (r, e) in enumerate(picked):  # position t predicts token t + 1
+                p, a = seqs[e][keys[r][1]]
+                for k in range(len(a)):
+                    tgt_r.append(j)
+                    tgt_t.append(len(p) + k - 1)
+                    tgt_y.append(a[k])
+                    tgt_e.append(e)
+            lora.rows = torch.tensor([e for _, e in picked], device=dev)
+            h = top(torch.tensor([r for r, _ in picked], device=dev))
+            logits = _logits32(model, h[torch.tensor(tgt_r, device=dev), torch.tensor(tgt_t, device=dev)])
+            tok_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(tgt_y, device=dev),
+                                                         reduction="none")
+            # the mean over each episode's answer tokens, summed over episodes
+            (tok_loss / counts[torch.tensor(tgt_e, device=dev)]).sum().backward()
         with torch.no_grad():  # clip_grad_norm_(max_norm=1) per episode
-            sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in params)
+            sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in params if p.grad is not None)
             coef = (1.0 / (sq.sqrt() + 1e-6)).clamp(max=1.0)
             for p in params:
-                p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+                if p.grad is not None:
+                    p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
         opt.step()
 
 
