@@ -396,7 +396,7 @@ class _SharedPrefix:
         s = torch.cat(parts, dim=-1).float() * self.scale
         s = s.view(R, kvh, rep, T, -1).masked_fill(~allowed[:, None, None], float("-inf"))
         p = torch.softmax(s, dim=-1).to(q.dtype).view(R, kvh, m, -1)
-        o = torch.matmul(p[..., P:], self.vr[li][:, :, :n1]) if P else torch.matmul(p, self.vr[li][:, :, :n1])
+        o = torch.matmul(p[..., P:], self.vr[li][:, :, :n1])
         if self.kp is not None and P:
             pg = p.new_zeros((G, kvh, self.width, m, P))
             pg[self.rg, :, self.slot] = p[..., :P]

@@ -9,7 +9,8 @@ Both use the same number of threads (1 by default). Speed is episodes per CPU-se
 process (``time.process_time``: with one thread, the work done, whatever else the machine runs);
 wall time is printed too. The episodes are split into rounds and the two paths alternate, so a
 change of machine load affects both. ``--also-float32`` also runs the fast path in float32, which
-separates the effect of batching (answers should be identical) from that of bfloat16. Each
+separates the effect of batching (answers should be identical) from that of bfloat16 (on a CPU
+without native bfloat16 the fast path is float32 already: the first line printed says which). Each
 comparison also prints the paired difference in exact match (fast - earlier, 95% interval over
 episodes), and for smollm2-icl how near to a tie greedy decoding was at every disagreement (the
 smallest top-two logit gap over the answer's tokens, and the share of all items that close).
@@ -131,6 +132,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="also compare the fast path in float32 with the earlier path")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    from baselines.hf_model import bf16_supported
+
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bfloat16: {bf16_supported('cpu')} "
+          f"(the fast path's dtype='auto' is {'bfloat16' if bf16_supported('cpu') else 'float32'}); "
+          f"torch {torch.__version__}", flush=True)
     suite = get_suite("strings", queries=args.queries, retrieval_size=max(18, 16 + args.queries))
     common = {"threads": args.threads, "device": "cpu"}
     old_kw = {"dtype": "float32", "batched": False, "batch_size": 8, **common}
