@@ -319,7 +319,8 @@ class _SharedPrefix:
         if not all(hasattr(base, a) for a in ("layers", "embed_tokens", "rotary_emb", "norm")):
             return False
         layer = base.layers[0]
-        return all(hasattr(layer, a) for a in ("input_layernorm", "post_attention_layernorm", "self_attn", "mlp"))
+        parts = ("input_layernorm", "post_attention_layernorm", "self_attn", "mlp")
+        return all(hasattr(layer, a) for a in parts)
 
     def _rows(self, rg: Any) -> None:
         """Group and slot (rank within the group) of every row."""
@@ -357,9 +358,9 @@ class _SharedPrefix:
         R, T = ids.shape
         n0, n1 = self.n, self.n + T
         self.rmask[:, n0:n1] = mask
-        causal = torch.arange(n1, device=ids.device)[None, :] <= torch.arange(n0, n1, device=ids.device)[:, None]
-        own = self.rmask[:, None, :n1] & causal  # (R, T, n1): valid earlier row tokens
-        own[:, torch.arange(T), torch.arange(n0, n1)] = True  # a padded query sees itself
+        cols, rows = torch.arange(n1, device=ids.device), torch.arange(n0, n1, device=ids.device)
+        own = self.rmask[:, None, :n1] & (cols[None, :] <= rows[:, None])  # (R, T, n1): valid earlier row tokens
+        own[:, rows - n0, rows] = True  # a padded query position sees itself (no empty softmax)
         allowed = torch.cat([self.pmask[self.rg][:, None, :].expand(R, T, -1), own], dim=2)
         h = self.base.embed_tokens(ids)
         cos, sin = self.base.rotary_emb(h, position_ids=pos)
