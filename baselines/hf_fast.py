@@ -49,6 +49,16 @@ def _logits32(model: Any, h: Any) -> Any:
     return out + b if b is not None else out
 
 
+def _decoder(model: Any) -> Any:
+    """The model's decoder stack (what runs without the output projection), or None."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
+
+
+def _positions(mask: Any) -> Any:
+    """Position ids of left-padded rows: each real token's rank, 0 on padding."""
+    return (mask.cumsum(1) - 1).clamp(min=0)
+
+
 def _lcp(seqs: Sequence[Sequence[int]]) -> int:
     n = min(len(s) for s in seqs)
     for i in range(n):
@@ -143,7 +153,7 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
                     lora: "BatchedLoRA | None", shared: bool = True) -> tuple[list[list[str]], list[list[float]]]:
     import torch
 
-    base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    base = _decoder(model)
     groups = [a for _, _, _, a in chunk]  # the adapter of each group
     row_group = [j for j, (_, _, sufs, _) in enumerate(chunk) for _ in sufs]
     rg = torch.tensor(row_group, device=dev)
@@ -155,14 +165,14 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
             cache, prefix_mask = _prefix_kv(base, prefixes, groups, pad, dev, lora)
         else:
             ids, prefix_mask = _left_pad(prefixes, pad, dev)
-            pos = (prefix_mask.cumsum(1) - 1).clamp(min=0)
+            pos = _positions(prefix_mask)
             if lora is not None:
                 lora.rows = torch.tensor(groups, device=dev)
             cache = base(input_ids=ids, attention_mask=prefix_mask, position_ids=pos, use_cache=True).cache
     plen = prefix_mask.sum(1)[rg]
     sufs = [s for _, _, ss, _ in chunk for s in ss]
     ids, smask = _left_pad(sufs, pad, dev)
-    pos = plen.unsqueeze(1) + (smask.cumsum(1) - 1).clamp(min=0)
+    pos = plen.unsqueeze(1) + _positions(smask)
     if lora is not None:
         lora.rows = torch.tensor([groups[j] for j in row_group], device=dev)
     if shared:
@@ -226,7 +236,7 @@ def _prefix_kv(base: Any, prefixes: list, adapters: list, pad: int, dev: Any,
             j += 1
         idx, i = order[i:j], j
         ids, m = _left_pad([prefixes[g] for g in idx], pad, dev)
-        pos = (m.cumsum(1) - 1).clamp(min=0)
+        pos = _positions(m)
         if lora is not None:
             lora.rows = torch.tensor([adapters[g] for g in idx], device=dev)
         cache = base(input_ids=ids, attention_mask=m, position_ids=pos, use_cache=True).cache
@@ -289,7 +299,7 @@ class _SharedPrefix:
     def __init__(self, model: Any, kv: list | None, pmask: Any, rg: Any, capacity: int):
         import torch
 
-        self.base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        self.base = _decoder(model)
         cfg = model.config
         self.layers = list(self.base.layers[:cfg.num_hidden_layers])
         att = self.layers[0].self_attn
@@ -312,7 +322,7 @@ class _SharedPrefix:
 
     @staticmethod
     def supports(model: Any) -> bool:
-        base = model.get_decoder() if hasattr(model, "get_decoder") else getattr(model, "model", None)
+        base = _decoder(model)
         cfg = getattr(model, "config", None)
         if getattr(cfg, "model_type", None) != "llama" or base is None:
             return False
@@ -566,7 +576,7 @@ def _train_steps(model: Any, lora: BatchedLoRA, seqs: list, index: dict, tables:
     tops = [_TopLayers(model, lora, ids, attn) for _, ids, attn in tables]
     for _ in range(steps):
         chosen: list[list] = [[] for _ in tables]  # per table: (row, episode)
-        counts = torch.zeros(lora.n, device=dev)  # answer tokens per episode in this step
+        n_ans = [0] * lora.n  # answer tokens per episode in this step
         for e, ss in enumerate(seqs):
             if not ss:
                 continue
@@ -577,7 +587,8 @@ def _train_steps(model: Any, lora: BatchedLoRA, seqs: list, index: dict, tables:
             for i in pick:
                 b, r = index[(e, i)]
                 chosen[b].append((r, e))
-                counts[e] += len(seqs[e][i][1])
+                n_ans[e] += len(seqs[e][i][1])
+        counts = torch.tensor(n_ans, dtype=torch.float32, device=dev)
         opt.zero_grad(set_to_none=True)
         for (keys, _, _), top, picked in zip(tables, tops, chosen):
             if not picked:
@@ -622,7 +633,7 @@ class _TopLayers:
         import torch
 
         self.model, self.ids, self.attn = model, ids, attn
-        self.base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+        self.base = _decoder(model)
         layers = getattr(self.base, "layers", None)
         first = None
         if layers is not None and hasattr(self.base, "norm"):
