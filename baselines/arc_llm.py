@@ -58,6 +58,7 @@ class ArcSmolLM2InContext(Predictor):
     """
 
     family = "in-context"
+    cost_hint = 5.0
     modalities = ("grid",)
 
     def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int | str = "auto",
@@ -165,6 +166,7 @@ class ArcSmolLM2LoraTTT(ArcSmolLM2InContext):
 
     family = "fine-tune"
     updates_weights_at_runtime = True
+    cost_hint = 30.0
 
     def __init__(self, model: str | None = None, max_tokens: int = 1024, threads: int | str = "auto",
                  dtype: str = "auto", device: str = "auto", steps: int = 8, lr: float = 3e-3,

@@ -69,6 +69,10 @@ class TemplateGrids(Predictor):
 
     family = "template"
     modalities = ("grid",)
+    cost_hint = 0.15  # 0.1-0.5 s per task at depth 3 and 2,000 nodes (a split holds <= 500 tasks)
+    # the fitted prior and the searched tasks are memoized per process: the cells of one pool
+    # (any scoring, any task-size filter) run in one worker and reuse them
+    chunk_by = ("version", "pool_seed", "memorized_fraction", "path")
 
     def __init__(self, attempts: int = 2, depth: int = 3, max_nodes: int = 2000, task_seconds: float = 2.0,
                  split_seconds: float = 600.0, clock: str = "cpu", ordered: bool = True, fit_depth: int = 2,

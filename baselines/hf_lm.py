@@ -105,6 +105,7 @@ class HFInContext(Predictor):
     name = "hf-icl"
 
     family = "in-context"
+    cost_hint = 0.5  # float32 on one core: ~0.3 s at 0 shots, ~1 s at 16
     modalities = ("string",)
     default_model: str | None = None
 
@@ -251,6 +252,7 @@ class HFLoraTTT(HFInContext):
 
     family = "fine-tune"
     updates_weights_at_runtime = True
+    cost_hint = 4.0  # 8 steps at 16 shots, float32, one core
 
     def __init__(self, model: str | None = None, prompt_template: str = DEFAULT_TEMPLATE,
                  header: str = "", scoring: str = "generate", max_new_tokens: int = 16,

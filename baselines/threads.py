@@ -6,6 +6,8 @@ import contextlib
 import os
 from typing import Iterator
 
+from benchmark.executors import available_cores  # noqa: F401  (the one definition; re-exported)
+
 
 @contextlib.contextmanager
 def limited_threads(n: int) -> Iterator[None]:
@@ -25,15 +27,6 @@ def limited_threads(n: int) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def in_worker_pool() -> bool:

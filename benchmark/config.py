@@ -216,7 +216,10 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
             base = tomllib.loads(DEFAULT_CONFIG.read_text())
             match = [s for s in base.get("suites", []) if s.get("name") == overrides["suite"]]
             if match:
-                raw, source = {"run": base.get("run", {}), "suites": match}, str(DEFAULT_CONFIG)
+                # its run settings, but not how cells are run: a run built on the command line is
+                # serial unless --executor says otherwise
+                run = {k: v for k, v in base.get("run", {}).items() if k not in ("executor", "workers")}
+                raw, source = {"run": run, "suites": match}, str(DEFAULT_CONFIG)
     else:
         p = Path(path) if path else DEFAULT_CONFIG
         if not p.exists():

@@ -16,13 +16,15 @@ cannot be written: full or read-only disk) stops the whole run at once instead o
 remaining cell.
 
 Cells are sent in chunks of consecutive cells sharing a fitted predictor (same suite settings,
-predictor, predictor parameters and seed), so that each worker fits or loads a predictor once,
-not once per cell (see :func:`chunk_cells`).
+predictor, predictor parameters and seed; or, for a predictor with ``chunk_by``, the suite
+parameters it names), so that each worker fits or loads a predictor once, not once per cell
+(see :func:`chunk_cells`). The costliest chunks are started first (:func:`costliest_first`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 import os
 import signal
@@ -101,6 +103,15 @@ def time_limit(seconds: float | None) -> Iterator[None]:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's total): the default
+    number of workers."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 # -- what a worker does -----------------------------------------------------------------------
 _worker_ready = False
 
@@ -176,9 +187,43 @@ def run_chunk(chunk: Sequence[Any], out: str | None, marker_dir: str | None,
 
 
 # -- grouping cells ---------------------------------------------------------------------------
+def _predictor_attr(name: str, attr: str, default: Any) -> Any:
+    """A registered predictor's class attribute (``default`` for an unknown name: its cells
+    fail on their own, with the registry's error)."""
+    try:
+        from benchmark.registry import predictor_class
+
+        return getattr(predictor_class(name), attr, default)
+    except Exception:
+        return default
+
+
 def fit_key(cell: Any) -> tuple:
-    """Cells with the same key share one fitted predictor in a worker's cache."""
-    return (cell.suite, cell.params, cell.predictor, cell.predictor_params, cell.seed)
+    """Cells with the same key run in one chunk: they share one fitted predictor in a worker's
+    cache, or (a predictor with ``chunk_by``) the per-process memo their fits reuse."""
+    params = cell.params
+    by = _predictor_attr(cell.predictor, "chunk_by", None)
+    if by is not None:
+        p = json.loads(cell.params)
+        params = json.dumps({k: p.get(k) for k in by}, sort_keys=True, default=str)
+    return (cell.suite, params, cell.predictor, cell.predictor_params, cell.seed)
+
+
+def chunk_cost(chunk: Sequence[Any]) -> float:
+    """A chunk's rough cost: its predictors' ``cost_hint`` times the episodes of each cell."""
+    return sum(float(_predictor_attr(c.predictor, "cost_hint", 1e-3)) * c.episodes for c in chunk)
+
+
+def costliest_first(chunks: Sequence[list[Any]]) -> list[list[Any]]:
+    """Chunks in decreasing cost (ties in plan order): with a queue that workers pull from, the
+    long chunks start at once instead of running alone at the end.
+
+    >>> from types import SimpleNamespace as C
+    >>> cheap, dear = [C(predictor="zero", episodes=10)], [C(predictor="zero", episodes=900)]
+    >>> costliest_first([cheap, dear]) == [dear, cheap]
+    True
+    """
+    return sorted(chunks, key=chunk_cost, reverse=True)
 
 
 def chunk_cells(cells: Sequence[Any], workers: int) -> list[list[Any]]:
@@ -256,7 +301,7 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None, timeout: float | None = None,
                  grace: float | None = None, poll: float = 0.5, work: Work | None = None) -> None:
         self.work = work
-        self.workers = int(workers or os.cpu_count() or 1)
+        self.workers = int(workers or available_cores())
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.timeout = timeout
@@ -303,7 +348,7 @@ class LocalExecutor:
         for m in markers.iterdir():  # left over from a killed run
             m.unlink(missing_ok=True)
         self._cells = {c.key: c for c in cells}
-        queue = deque(chunk_cells(cells, self.workers))
+        queue = deque(costliest_first(chunk_cells(cells, self.workers)))
         suspects: list[Any] = []
         stalled = 0
         while queue:
@@ -461,7 +506,7 @@ class DaskExecutor:
             except OSError as exc:
                 raise ValueError(f"--scheduler {self.scheduler}: cannot reach the Dask scheduler ({exc})") from None
         else:
-            n = int(self.workers or os.cpu_count() or 1)
+            n = int(self.workers or available_cores())
             env = worker_env()
             with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                                   "distributed.nanny.pre-spawn-environ": env}):
@@ -482,8 +527,10 @@ class DaskExecutor:
         client = self.client or self._connect()
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         pending = {}
-        for chunk in chunk_cells(cells, n_workers):
-            pending[client.submit(run_chunk, chunk, None, None, self.timeout, work, pure=False)] = chunk
+        chunks = costliest_first(chunk_cells(cells, n_workers))
+        for i, chunk in enumerate(chunks):  # Dask runs higher priorities first
+            pending[client.submit(run_chunk, chunk, None, None, self.timeout, work, pure=False,
+                                  priority=len(chunks) - i)] = chunk
         stream = as_completed(list(pending))
         for fut in stream:
             chunk = pending.pop(fut)

@@ -34,6 +34,13 @@ class Predictor:
     family: ClassVar[str] = "reference"
     updates_weights_at_runtime: ClassVar[bool] = False
     modalities: ClassVar[tuple[str, ...]] = ("vector",)
+    #: rough CPU seconds one episode costs on one core (an order of magnitude is enough): the
+    #: local executor starts the costliest chunks of cells first, so no long one runs alone last
+    cost_hint: ClassVar[float] = 1e-3
+    #: the suite parameters that decide which of this predictor's cells share its per-process
+    #: memo (a fitted prior, searched tasks); cells agreeing on them run in one worker chunk.
+    #: ``None``: every suite parameter (cells share a worker only when they share a fit)
+    chunk_by: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **params: Any) -> None:
         # Subclasses with explicit keyword arguments store them as attributes of the same name.

@@ -16,8 +16,8 @@ import pytest
 import plugins_for_tests  # noqa: F401  (registers the test predictors in this process)
 from benchmark import get_suite
 from benchmark.config import load_config
-from benchmark.executors import (LocalExecutor, SerialExecutor, chunk_cells, fit_key,
-                                 report_failures)
+from benchmark.executors import (LocalExecutor, SerialExecutor, chunk_cells, chunk_cost,
+                                 costliest_first, fit_key, report_failures)
 from benchmark.runner import Cell, cell_path, plan, run, run_cell
 
 TESTS = Path(__file__).resolve().parent
@@ -58,6 +58,28 @@ def test_chunks_share_a_fitted_predictor_and_keep_plan_order():
         flat = [c for ch in chunks for c in ch]
         assert sorted(c.key for c in flat) == sorted(c.key for c in cells)
         assert len(chunks) >= min(len(cells), 2 * workers)
+
+
+def test_chunk_by_keeps_a_pool_together_and_costly_chunks_start_first():
+    cfg = load_config(ROOT / "configs" / "default.toml")
+    cells, _ = plan(cfg)
+    chunks = costliest_first(chunk_cells(cells, 2))
+    grids = [ch for ch in chunks if ch[0].predictor == "template-grids"]
+    # template-grids memoizes its prior and searches per process: one chunk per ARC version, with
+    # both scorings and the small-task section in it, the per-test-input novel cell first
+    assert len(grids) == 2
+    for ch in grids:
+        scorings = [json.loads(c.params)["scoring"] for c in ch]
+        assert {json.loads(c.params)["version"] for c in ch} == {json.loads(ch[0].params)["version"]}
+        assert set(scorings) == {"per-test-input", "all-or-nothing"}
+        assert scorings.index("per-test-input") < scorings.index("all-or-nothing")
+    # the LM and ARC chunks (minutes each) come before the closed-form ones (milliseconds)
+    heavy = {"smollm2-icl", "smollm2-lora-ttt", "template-grids"}
+    first = [ch[0].predictor for ch in chunks[:4]]
+    assert set(first) == heavy and first[0] == "smollm2-icl"
+    assert [chunk_cost(ch) for ch in chunks] == sorted((chunk_cost(ch) for ch in chunks), reverse=True)
+    # other predictors still chunk by every suite parameter: one fit per chunk
+    assert all(len({c.params for c in ch}) == 1 for ch in chunks if ch[0].predictor != "template-grids")
 
 
 def test_one_and_two_local_workers_match_serial(tmp_path):
