@@ -260,10 +260,15 @@ def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None =
     meta = _meta(df)
     ok = T.ok_rows(df)
     rows: list[Row] = []
+    leg3: dict[str, tuple[str, str]] = {}
     for suite in dict.fromkeys(df["suite"]):
         sd = ok[ok["suite"] == suite]
+        dsuite = df[df["suite"] == suite]
         for setting in T.setting_order(sd["setting"]):
             s = sd[sd["setting"] == setting]
+            # every row of this setting (failures too): the comparisons below filter to it anyway,
+            # and filtering the whole run's rows again for each of them took most of the report
+            dset = dsuite[dsuite["setting"] == setting]
             subjects = [p for p in dict.fromkeys(s.loc[s["split"] == "novel", "predictor"])
                         if meta.loc[p, "family"] in SUBJECT_FAMILIES]
             if not subjects:
@@ -287,22 +292,22 @@ def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None =
                              shots=T.shot_label(pos["shots"].unique()))
                 row = Row(suite, setting, pred, meta.loc[pred, "family"], upd, novel)
                 cm = row.cells
-                cm["floor"] = _from_comparison("floor", _cmp(df, pred, floor, suite, setting, "novel"),
+                cm["floor"] = _from_comparison("floor", _cmp(dset, pred, floor, suite, setting, "novel"),
                                                floor, "novel", "lookup or zero predictor")
-                cm["reference"] = _from_comparison("reference", _cmp(df, pred, ref, suite, setting, "novel"),
+                cm["reference"] = _from_comparison("reference", _cmp(dset, pred, ref, suite, setting, "novel"),
                                                    ref, "novel", "reference learner")
-                cm["template"] = _from_comparison("template", _cmp(df, pred, tmpl, suite, setting, "novel"),
+                cm["template"] = _from_comparison("template", _cmp(dset, pred, tmpl, suite, setting, "novel"),
                                                   tmpl, "novel", "template predictor")
                 for sp in unreach:
                     t_sp = best_template(lb, suite, setting, sp)
                     if not (s[(s["predictor"] == pred) & (s["split"] == sp)]).size:
                         continue
-                    row.unreachable.append(_from_comparison(f"unreachable:{sp}", _cmp(df, pred, t_sp, suite, setting, sp),
+                    row.unreachable.append(_from_comparison(f"unreachable:{sp}", _cmp(dset, pred, t_sp, suite, setting, sp),
                                                             t_sp, sp, "template predictor"))
                 reach = task_reachability(suite)
                 if reach is not None:
-                    row.unreachable += _unreachable_tasks(df, s, reach, pred, suite, setting)
-                cm["distance"] = distance_cell(df, suite, setting, pred, tmpl, ref)
+                    row.unreachable += _unreachable_tasks(dset, s, reach, pred, suite, setting)
+                cm["distance"] = distance_cell(dset, suite, setting, pred, tmpl, ref)
                 mem = s[(s["predictor"] == pred) & (s["split"] == "memorized")]
                 if len(mem):
                     if mem["shots"].max() > 0:
@@ -320,7 +325,9 @@ def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None =
                                       shots=f"{r['from_shots']}->{r['to_shots']}")
                 else:
                     cm["gain"] = Cell("gain", note="one shot count only")
-                row.leg3, row.leg3_status = _leg3(df, pred, upd)
+                if pred not in leg3:
+                    leg3[pred] = _leg3(df, pred, upd)
+                row.leg3, row.leg3_status = leg3[pred]
                 rows.append(row)
     decide_all(rows)
     for r in rows:

@@ -488,8 +488,11 @@ def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, 
     counts when the suite has only 0), and an episode counts only if both have every count of that
     grid. Columns: ep, task_id, a, b; ``attrs["shots"]`` holds the grid.
     """
-    ok = ok_rows(df[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)
-                    & df["predictor"].isin([a, b])])
+    # only the columns needed: a run's rows have dozens, and every filter below copies them all
+    cols = [c for c in dict.fromkeys(("ep", *PAIR_KEY, "task_id", "predictor", "shots", "status", "score",
+                                      value)) if c in df]
+    ok = ok_rows(df.loc[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)
+                        & df["predictor"].isin([a, b]), cols])
     pk = ["ep"] if "ep" in ok else PAIR_KEY
     if ok.empty:
         return pd.DataFrame(columns=pk + ["task_id", "a", "b"])
@@ -497,7 +500,7 @@ def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, 
         ok = ok[ok["shots"] >= 1]
     grid = sorted(set(ok.loc[ok["predictor"] == a, "shots"]) & set(ok.loc[ok["predictor"] == b, "shots"]))
     ok = ok[ok["shots"].isin(grid)].drop_duplicates(pk + ["predictor", "shots"])
-    wide = ok.pivot_table(index=pk, columns=["predictor", "shots"], values=value, aggfunc="first")
+    wide = ok.set_index(pk + ["predictor", "shots"])[value].unstack(["predictor", "shots"])
     need = [(p, k) for p in (a, b) for k in grid]
     if wide.empty or any(c not in wide.columns for c in need):
         out = pd.DataFrame(columns=pk + ["task_id", "a", "b"])
