@@ -230,3 +230,11 @@ def test_serial_executor_reports_a_broken_cell(tmp_path):
     bad = Cell("no-such-suite", "{}", "zero", "{}", "zero", "novel", 0, 0, 10)
     [(cell, df, err)] = list(SerialExecutor(work=run_cell).run([bad], tmp_path))
     assert cell is bad and df is None and "no-such-suite" in err
+
+
+def test_default_config_uses_local_workers_but_command_line_runs_stay_serial():
+    assert load_config(ROOT / "configs" / "default.toml")["run"]["executor"] == "local"
+    cfg = load_config(None, {"suite": "linear-regression"})
+    assert cfg["run"]["executor"] == "serial"
+    # the rest of the default run section still applies
+    assert cfg["run"]["episodes"] == load_config(ROOT / "configs" / "default.toml")["run"]["episodes"]
