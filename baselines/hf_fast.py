@@ -59,6 +59,25 @@ def _positions(mask: Any) -> Any:
     return (mask.cumsum(1) - 1).clamp(min=0)
 
 
+def _length_buckets(sizes: Sequence[int], ratio: float, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices longest first, cut into buckets whose members are at least ``ratio`` times the
+    bucket's longest (and, with ``max_tokens``, at most that many padded tokens in all).
+
+    >>> _length_buckets([3, 10, 9, 4], ratio=0.8)
+    [[1, 2], [3], [0]]
+    >>> _length_buckets([10, 9, 9], ratio=0.8, max_tokens=20)
+    [[0, 1], [2]]
+    """
+    buckets: list[list[int]] = []
+    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        top = sizes[buckets[-1][0]] if buckets else 0
+        if (not buckets or sizes[k] < ratio * top
+                or (max_tokens is not None and (len(buckets[-1]) + 1) * top > max_tokens)):
+            buckets.append([])
+        buckets[-1].append(k)
+    return buckets
+
+
 def _lcp(seqs: Sequence[Sequence[int]]) -> int:
     n = min(len(s) for s in seqs)
     for i in range(n):
@@ -225,16 +244,12 @@ def _prefix_kv(base: Any, prefixes: list, adapters: list, pad: int, dev: Any,
     """
     import torch
 
-    order = sorted(range(len(prefixes)), key=lambda g: -len(prefixes[g]))
-    L = len(prefixes[order[0]])
+    buckets = _length_buckets([len(p) for p in prefixes], 0.85, max_tokens)
+    L = len(prefixes[buckets[0][0]])
     mask = torch.zeros((len(prefixes), L), dtype=torch.long, device=dev)
     kv: list = []
-    i = 0
-    while i < len(order):
-        lb, j = len(prefixes[order[i]]), i + 1
-        while j < len(order) and (j - i + 1) * lb <= max_tokens and len(prefixes[order[j]]) >= 0.85 * lb:
-            j += 1
-        idx, i = order[i:j], j
+    for idx in buckets:
+        lb = len(prefixes[idx[0]])
         ids, m = _left_pad([prefixes[g] for g in idx], pad, dev)
         pos = _positions(m)
         if lora is not None:
@@ -534,12 +549,7 @@ def train_lora_batched(model: Any, tok: Any, lora: BatchedLoRA,
     # adapter are frozen and see no adapter, so their output is computed once, not at every step.
     flat = [(e, i) for e, ss in enumerate(seqs) for i in range(len(ss))]
     size = {key: len(seqs[key[0]][key[1]][0]) + len(seqs[key[0]][key[1]][1]) for key in flat}
-    order = sorted(flat, key=lambda key: -size[key])
-    buckets: list[list] = []
-    for key in order:
-        if not buckets or size[key] < 0.8 * size[buckets[-1][0]]:
-            buckets.append([])
-        buckets[-1].append(key)
+    buckets = [[flat[r] for r in b] for b in _length_buckets([size[key] for key in flat], 0.8)]
     index = {key: (b, r) for b, keys in enumerate(buckets) for r, key in enumerate(keys)}
     tables = []
     for keys in buckets:

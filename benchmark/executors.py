@@ -203,15 +203,24 @@ def fit_key(cell: Any) -> tuple:
     cache, or (a predictor with ``chunk_by``) the per-process memo their fits reuse."""
     params = cell.params
     by = _predictor_attr(cell.predictor, "chunk_by", None)
-    if by is not None:
+    if isinstance(by, (tuple, list)) and all(isinstance(k, str) for k in by):  # else: every
+        # parameter (the conformance check `declares-metadata` names a malformed chunk_by)
         p = json.loads(cell.params)
         params = json.dumps({k: p.get(k) for k in by}, sort_keys=True, default=str)
     return (cell.suite, params, cell.predictor, cell.predictor_params, cell.seed)
 
 
+def _cost_hint(name: str) -> float:
+    """A predictor's ``cost_hint``; the default 0.001 where it is not a number >= 0 (only the
+    order of chunks depends on it, and `declares-metadata` reports a malformed one)."""
+    v = _predictor_attr(name, "cost_hint", 1e-3)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return float(v) if ok else 1e-3
+
+
 def chunk_cost(chunk: Sequence[Any]) -> float:
     """A chunk's rough cost: its predictors' ``cost_hint`` times the episodes of each cell."""
-    return sum(float(_predictor_attr(c.predictor, "cost_hint", 1e-3)) * c.episodes for c in chunk)
+    return sum(_cost_hint(c.predictor) * c.episodes for c in chunk)
 
 
 def costliest_first(chunks: Sequence[list[Any]]) -> list[list[Any]]:

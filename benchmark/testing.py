@@ -36,7 +36,7 @@ ATOL = 1e-6
 PREDICTOR_RULES = (
     "constructible-with-defaults",  # cls() works; suites and the runner construct by name
     "stores-params",                # each constructor argument stored under its own name
-    "declares-metadata",            # name, family, modalities, updates_weights_at_runtime
+    "declares-metadata",            # name, family, modalities, updates_weights_at_runtime, cost_hint, chunk_by
     "fits-on-pool",                 # fit(pool) succeeds or raises NotApplicable, never another error
     "output-shape",                 # the prediction type and shape of the suite's modality
     "frozen-weights",               # updates_weights_at_runtime=False: predict changes no state
@@ -398,6 +398,14 @@ def _check_metadata(cls: type, report: ConformanceReport) -> None:
                                f"subset of {MODALITIES}")
     if not isinstance(getattr(cls, "updates_weights_at_runtime", None), bool):
         raise ConformanceError("declares-metadata", f"{name}: updates_weights_at_runtime must be a bool")
+    cost = getattr(cls, "cost_hint", 1e-3)
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < float("inf"):
+        raise ConformanceError("declares-metadata", f"{name}: cost_hint must be a number >= 0 "
+                               f"(seconds per episode), got {cost!r}")
+    by = getattr(cls, "chunk_by", None)
+    if by is not None and (not isinstance(by, tuple) or not all(isinstance(k, str) for k in by)):
+        raise ConformanceError("declares-metadata", f"{name}: chunk_by must be None or a tuple of "
+                               f"suite parameter names, got {by!r}")
     report.passed("declares-metadata")
 
 

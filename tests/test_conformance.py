@@ -270,6 +270,22 @@ class BadFamily(_Base):
         return self._ridge(batch)
 
 
+class StringChunkBy(_Base):
+    name = "string-chunk-by"
+    chunk_by = "pool_size"  # a string, not a tuple: would group cells by its letters
+
+    def predict(self, batch):
+        return self._ridge(batch)
+
+
+class NegativeCost(_Base):
+    name = "negative-cost"
+    cost_hint = -1.0
+
+    def predict(self, batch):
+        return self._ridge(batch)
+
+
 class CrashingFit(_Base):
     """Raises from fit instead of NotApplicable."""
 
@@ -300,6 +316,8 @@ BROKEN = [
     (NeedsArgument, "constructible-with-defaults"),
     (ForgetsParam, "stores-params"),
     (BadFamily, "declares-metadata"),
+    (StringChunkBy, "declares-metadata"),
+    (NegativeCost, "declares-metadata"),
     (CrashingFit, "fits-on-pool"),
     (IdHasher, "identity-invariant"),
     (SplitReader, "identity-invariant"),
