@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import importlib.util
 import os
@@ -149,10 +150,13 @@ def resolve_device(device: str = "auto") -> str:
     return str(device)
 
 
+DTYPES = ("auto", "float32", "bfloat16", "bf16-mixed")
+
+
 def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> str:
     """``"auto"`` -> ``"bfloat16"`` where :func:`bf16_supported`, else ``"float32"``."""
-    if dtype not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}")
     if dtype == "auto":
         return "bfloat16" if bf16_supported(device) else "float32"
     return dtype
@@ -178,13 +182,59 @@ def load_causal_lm(model: str | Path | None = None, dtype: str = "float32",
     key = (str(path.resolve()), dtype, device)
     if key not in _LOADED:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
-                                                  dtype=getattr(torch, dtype))
+        lm = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True,
+            dtype=torch.float32 if dtype == "bf16-mixed" else getattr(torch, dtype))
+        if dtype == "bf16-mixed":
+            bf16_matmuls(lm)
         lm.to(device)
         lm.eval()
         prepare_tokenizer(tok)
         _LOADED[key] = (lm, tok)
     return _LOADED[key]
+
+
+def bf16_matmuls(lm: Any) -> Any:
+    """Turn the decoder layers' linear maps into bfloat16 products inside a float32 model.
+
+    Their weights are stored in bfloat16, each input is rounded to bfloat16 on the way in, and the
+    product (accumulated in float32 by the kernel, rounded to bfloat16) is added to the residual
+    stream in float32. Everything else stays float32: embeddings, the residual stream, norms,
+    attention and the output head (docs/llm.md measures what this does to the answers).
+    """
+    import torch
+
+    for layer in _decoder_layers(lm):
+        for mod in layer.modules():
+            if type(mod) is torch.nn.Linear:
+                mod.weight.data = mod.weight.data.to(torch.bfloat16)
+                if mod.bias is not None:
+                    mod.bias.data = mod.bias.data.to(torch.bfloat16)
+                mod.__class__ = _bf16_linear()
+    return lm
+
+
+def _decoder_layers(lm: Any) -> Any:
+    base = getattr(lm, "model", lm)
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        raise ValueError(f"dtype='bf16-mixed' needs a decoder with .model.layers; "
+                         f"{type(lm).__name__} has none")
+    return layers
+
+
+@functools.cache
+def _bf16_linear() -> type:
+    import torch
+    import torch.nn.functional as F
+
+    class Bf16Linear(torch.nn.Linear):
+        """A linear map with bfloat16 weights that takes and returns float32."""
+
+        def forward(self, x: Any) -> Any:
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+
+    return Bf16Linear
 
 
 def prepare_tokenizer(tok: Any) -> Any:

@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="queries per episode (suite parameter; 4 as in configs/default.toml)")
     ap.add_argument("--lora-steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both paths")
+    ap.add_argument("--dtype", default="auto",
+                    help="the fast path's dtype: auto (default), bfloat16, bf16-mixed or float32; "
+                         "on a CPU without native bfloat16 the bfloat16 ones are emulated (slow) but "
+                         "round as native ones do, so their agreement can be measured anywhere")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-lora", action="store_true")
     ap.add_argument("--also-float32", action="store_true",
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     common = {"threads": args.threads, "device": "cpu"}
     old_kw = {"dtype": "float32", "batched": False, "batch_size": 8, **common}
     ev = suite.episodes("novel", args.shots, args.icl_episodes, seed=0)
-    fast = SmolLM2InContext(**common)
+    fast = SmolLM2InContext(dtype=args.dtype, **common)
     res = compare("smollm2-icl", SmolLM2InContext(**old_kw), fast, suite, ev, args.rounds)
     near_ties(fast, _view(ev), res)
     if args.also_float32:
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         ev = suite.episodes("novel", args.shots, args.lora_episodes, seed=0)
         lk = {"steps": args.lora_steps}
         compare(f"smollm2-lora-ttt ({args.lora_steps} steps)", SmolLM2LoraTTT(**old_kw, **lk),
-                SmolLM2LoraTTT(**common, **lk), suite, ev, args.rounds)
+                SmolLM2LoraTTT(dtype=args.dtype, **common, **lk), suite, ev, args.rounds)
         if args.also_float32:
             compare(f"smollm2-lora-ttt ({args.lora_steps} steps), fast path in float32",
                     SmolLM2LoraTTT(**old_kw, **lk), SmolLM2LoraTTT(dtype="float32", **common, **lk),

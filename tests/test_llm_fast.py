@@ -166,6 +166,44 @@ def test_bf16_is_chosen_only_where_supported(monkeypatch, tiny_dir):
     assert HFInContext(model=tiny_dir, dtype="float32", device="cpu", threads=1).fit(None).dtype_ == "float32"
 
 
+def test_bf16_mixed_rounds_only_the_products(tiny, tiny_dir):
+    import torch.nn.functional as F
+
+    fp32, _ = tiny
+    mixed, _ = hf_model.load_causal_lm(tiny_dir, dtype="bf16-mixed")
+    lin = [n for n, m in mixed.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n]
+    assert lin and all(mixed.get_submodule(n).weight.dtype == torch.bfloat16 for n in lin)
+    rest = {n: p.dtype for n, p in mixed.named_parameters() if not any(n.startswith(m + ".") for m in lin)}
+    assert rest and set(rest.values()) == {torch.float32}  # embeddings, norms, head
+    ids = torch.tensor([[5, 9, 14, 3, 22, 7, 40, 41]])
+    with torch.inference_mode():
+        got = mixed(input_ids=ids).logits
+        full = fp32(input_ids=ids).logits
+        # the float32 model with each product's inputs and output rounded to bfloat16 by hand
+        r = lambda t: t.to(torch.bfloat16).float()  # noqa: E731
+        hooks = [fp32.get_submodule(n).register_forward_hook(
+            lambda m, a, out: r(F.linear(r(a[0]), r(m.weight), m.bias))) for n in lin]
+        try:
+            by_hand = fp32(input_ids=ids).logits
+        finally:
+            for h in hooks:
+                h.remove()
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, by_hand, rtol=0, atol=1e-5)  # float32 accumulation-order noise only
+    assert not torch.allclose(got, full, rtol=0, atol=1e-5)  # the rounding is there
+    b = _batch(4)
+    p = HFInContext(model=tiny_dir, dtype="bf16-mixed", device="cpu", threads=1,
+                    max_new_tokens=4).fit(None)
+    assert p.chosen_params_["dtype"] == "bf16-mixed" and len(p.predict(b)) == 4
+    before = {k: v.clone() for k, v in mixed.state_dict().items()}
+    t = HFLoraTTT(model=tiny_dir, dtype="bf16-mixed", device="cpu", threads=1, steps=3, rank=2,
+                  top_layers=1, max_new_tokens=4).fit(None)
+    assert t.lm_ is mixed and len(t.predict(b)) == 4
+    assert all(torch.equal(before[k], v) for k, v in mixed.state_dict().items())
+    with pytest.raises(ValueError, match="bf16-mixed"):
+        hf_model.resolve_dtype("bf16")
+
+
 def test_device_and_threads_are_resolved_and_checked(monkeypatch, tiny_dir):
     p = HFInContext(model=tiny_dir, dtype="float32").fit(None)
     assert p.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
