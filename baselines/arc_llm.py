@@ -83,7 +83,7 @@ class ArcSmolLM2InContext(Predictor):
     def fit(self, pool: Any) -> "ArcSmolLM2InContext":
         """Load the model (cached per process); learns nothing from the pool.
 
-        ``dtype``/``device``/``threads`` ``"auto"``: bfloat16 where native, a CUDA GPU when
+        ``dtype``/``device``/``threads`` ``"auto"``: bfloat16 products where native, a CUDA GPU when
         visible, the idle cores (see :mod:`baselines.hf_lm`); the choices are ``chosen_params_``.
         """
         from baselines.hf_model import choose_runtime, load_causal_lm

@@ -91,8 +91,8 @@ class HFInContext(Predictor):
     The fast path (``batched=True``, the default) answers many episodes per forward pass and runs
     each episode's demonstrations once for all its queries (:func:`generate_grouped`);
     ``batched=False`` is the earlier one-prompt-at-a-time path, kept for comparison
-    (``perf/llm_throughput.py``). ``dtype="auto"`` picks bfloat16 where the hardware does it
-    natively (float32 elsewhere), ``device="auto"`` a CUDA GPU when one is visible, and
+    (``perf/llm_throughput.py``). ``dtype="auto"`` picks bfloat16 products in a float32 model
+    (``"bf16-mixed"``) where the hardware does bfloat16 natively (float32 elsewhere), ``device="auto"`` a CUDA GPU when one is visible, and
     ``threads="auto"`` every available core (one inside a multi-worker executor); the choices are
     ``dtype_``, ``device_``, ``threads_`` and land in the manifest (``chosen_params_``).
 

@@ -154,11 +154,15 @@ DTYPES = ("auto", "float32", "bfloat16", "bf16-mixed")
 
 
 def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> str:
-    """``"auto"`` -> ``"bfloat16"`` where :func:`bf16_supported`, else ``"float32"``."""
+    """``"auto"`` -> ``"bf16-mixed"`` where :func:`bf16_supported`, else ``"float32"``.
+
+    Not the all-bfloat16 model: on the same 256 in-context items it changed 6.6% of the float32
+    answers, bfloat16 products in a float32 model 2.0% (docs/llm.md).
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}")
     if dtype == "auto":
-        return "bfloat16" if bf16_supported(device) else "float32"
+        return "bf16-mixed" if bf16_supported(device) else "float32"
     return dtype
 
 

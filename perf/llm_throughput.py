@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both paths")
     ap.add_argument("--dtype", default="auto",
                     help="the fast path's dtype: auto (default), bfloat16, bf16-mixed or float32; "
-                         "on a CPU without native bfloat16 the bfloat16 ones are emulated (slow) but "
-                         "round as native ones do, so their agreement can be measured anywhere")
+                         "on a CPU without native bfloat16 the bfloat16 ones are emulated: slow, but "
+                         "rounded to the same bfloat16 values (up to float32 accumulation order), so "
+                         "their agreement can be measured there; their speed cannot")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-lora", action="store_true")
     ap.add_argument("--also-float32", action="store_true",
