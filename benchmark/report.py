@@ -679,6 +679,20 @@ def render_markdown(manifests, view: dict, sections: list[Section], lb, figs, co
         answer=view, sections=md_secs)
 
 
+def fit_choices_html(fitted: Sequence[dict]) -> str:
+    """What predictors chose at fit (dtype, threads, tuned steps), flagging a setting that mixed choices."""
+    if not fitted:
+        return ""
+    t = pd.DataFrame([{"predictor": f["predictor"], "suite_config": f["suite_config"], "seed": f["seed"],
+                       "chosen": json.dumps(f["chosen"], sort_keys=True), "cells": f.get("cells", ""),
+                       "mixed": "MIXED" if f.get("mixed") else ""} for f in fitted])
+    mixed = sorted(set(t.loc[t["mixed"] != "", "predictor"]))
+    head = ("<h4>Chosen at fit: MIXED for " + _e(", ".join(mixed)) + "</h4><p>These predictors' cells "
+            "of one setting were run with different choices (e.g. dtype after a resume on another "
+            "host); their results are not one configuration's.</p>") if mixed else "<h4>Chosen at fit</h4>"
+    return head + _table(t, left=("predictor", "suite_config", "chosen"))
+
+
 def provenance_html(manifests: Sequence[dict], df: pd.DataFrame) -> str:
     """Where every number came from: runs, configs, seeds, versions, machine, timings, audits."""
     parts = []
@@ -702,6 +716,7 @@ def provenance_html(manifests: Sequence[dict], df: pd.DataFrame) -> str:
         if tim:
             t = pd.DataFrame([{"predictor": k, **v} for k, v in tim.items()])
             parts.append("<h4>Wall time per predictor (seconds)</h4>" + _table(t, left=("predictor",)))
+        parts.append(fit_choices_html(m.get("fitted_params") or []))
         aud = m.get("contamination_audit") or []
         if aud:
             a = pd.DataFrame(aud)

@@ -399,6 +399,23 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "node": platform.node()}
 
 
+def fit_choices(results: pd.DataFrame) -> list[dict]:
+    """Each distinct choice made at fit (``chosen_params_``) with its cell count: a run resumed on
+    another host can mix them (float32 cells beside bfloat16 ones), and the manifest must say so."""
+    if not len(results) or "fitted_params" not in results:
+        return []
+    chosen = results[results["fitted_params"].fillna("{}").astype(str) != "{}"]
+    keys = ["suite_config", "predictor", "predictor_params", "seed"]
+    per_cell = chosen.drop_duplicates("cell")
+    out = []
+    for (cfg, name, params, seed), g in per_cell.groupby(keys, sort=False, dropna=False):
+        distinct = g["fitted_params"].astype(str).value_counts(sort=False)
+        for text, n in distinct.items():
+            out.append({"predictor": name, "suite_config": cfg, "seed": int(seed),
+                        "chosen": json.loads(text), "cells": int(n), "mixed": len(distinct) > 1})
+    return out
+
+
 def _git_commit() -> str:
     import subprocess
 
@@ -619,12 +636,7 @@ def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], pr
                              "fit_seconds": round(float(fits[fits.predictor == name]["fit_seconds"].sum()), 3),
                              "cells": int(len(g))}
     status_counts = results["status"].value_counts().to_dict() if len(results) else {}
-    fitted = []
-    if len(results) and "fitted_params" in results:
-        chosen = results[results["fitted_params"].fillna("{}").astype(str) != "{}"]
-        for _, r in chosen.drop_duplicates(["suite_config", "predictor", "predictor_params", "seed"]).iterrows():
-            fitted.append({"predictor": r["predictor"], "suite_config": r["suite_config"],
-                           "seed": int(r["seed"]), "chosen": json.loads(r["fitted_params"])})
+    fitted = fit_choices(results)
     error_rows = error_summary(results)
     provenance_records = {}
     for c in cells:
@@ -656,6 +668,11 @@ def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], pr
                           for p, e in list(error_rows.items())[:10])
               + f" (rows in {out / 'results.csv'}; the report lists them under failures)",
               file=sys.stderr)
+    mixed = sorted({f["predictor"] for f in fitted if f["mixed"]})
+    if mixed:
+        print(f"warning: {', '.join(mixed)} made different choices at fit in different cells of one "
+              "setting (e.g. dtype after resuming on another host); manifest.json 'fitted_params' "
+              "and the report's provenance list each with its cell count", file=sys.stderr)
     return manifest
 
 

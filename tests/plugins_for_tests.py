@@ -113,3 +113,22 @@ class MutatePredictor(Predictor):
     def predict(self, batch: Any) -> np.ndarray:
         self.w_ += 1.0
         return np.zeros(batch.query_x.shape[:2])
+
+
+@register_predictor("test-host-choice")
+class HostChoice(Predictor):
+    """Predicts zero; records a fit-time choice read from ``TRIAD_TEST_CHOICE`` (standing in for
+    ``dtype="auto"`` resolving differently on another host).
+
+    >>> HostChoice().fit(None).chosen_params_["dtype"] in {"float32", "bf16-mixed"}
+    True
+    """
+
+    family = "reference"
+
+    def fit(self, pool: Any) -> "HostChoice":
+        self.chosen_params_ = {"dtype": os.environ.get("TRIAD_TEST_CHOICE", "float32")}
+        return self
+
+    def predict(self, batch: Any) -> np.ndarray:
+        return np.zeros(batch.query_x.shape[:2])

@@ -20,7 +20,7 @@ from benchmark.cli import main
 from benchmark.config import ConfigError, load_config
 from benchmark.rundir import (DamagedCell, MergeError, check_cells, merge_runs, read_cell_file,
                               read_header, write_cell)
-from benchmark.runner import plan, run, with_provenance
+from benchmark.runner import clear_caches, plan, run, with_provenance
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -98,6 +98,28 @@ def test_changed_predictor_source_recomputes_only_its_cells(tmp_path, monkeypatc
     assert broken["cells"]["run_now"] == n == len(broken["failed_cells"])
     rows = pd.read_csv(out / "results.csv")
     assert set(rows["predictor"]) == {"ridge"}
+
+
+def test_a_resume_that_changes_a_fit_choice_is_recorded_and_flagged(tmp_path, monkeypatch, capsys):
+    from benchmark.report import build_report
+
+    monkeypatch.setenv("TRIAD_TEST_CHOICE", "float32")
+    m = run(cfg_for("test-host-choice,zero"), tmp_path, progress=False)
+    assert [(f["chosen"], f["cells"], f["mixed"]) for f in m["fitted_params"]] == [({"dtype": "float32"}, 6, False)]
+    assert "warning" not in capsys.readouterr().err
+    cells = sorted(c for c in (tmp_path / "cells").glob("*.csv")
+                   if read_header(c)["provenance"]["predictor_class"].endswith(".HostChoice"))
+    assert len(cells) == 6
+    for c in cells[:2]:
+        c.unlink()
+    monkeypatch.setenv("TRIAD_TEST_CHOICE", "bf16-mixed")  # the resume runs on "another host"
+    clear_caches()  # ... in a new process
+    m = run(cfg_for("test-host-choice,zero"), tmp_path, progress=False)
+    got = {f["chosen"]["dtype"]: (f["cells"], f["mixed"]) for f in m["fitted_params"]}
+    assert got == {"float32": (4, True), "bf16-mixed": (2, True)}
+    assert "test-host-choice made different choices at fit" in capsys.readouterr().err
+    html = build_report([tmp_path], tmp_path / "report").read_text()
+    assert "Chosen at fit: MIXED for test-host-choice" in html
 
 
 def test_changed_checkpoint_recomputes_its_cells(tmp_path):
