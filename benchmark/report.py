@@ -686,7 +686,7 @@ def fit_choices_html(fitted: Sequence[dict]) -> str:
     t = pd.DataFrame([{"predictor": f["predictor"], "suite_config": f["suite_config"], "seed": f["seed"],
                        "chosen": json.dumps(f["chosen"], sort_keys=True), "cells": f.get("cells", ""),
                        "mixed": "MIXED" if f.get("mixed") else ""} for f in fitted])
-    mixed = sorted(set(t.loc[t["mixed"] != "", "predictor"]))
+    mixed = sorted({f["predictor"] for f in fitted if f.get("mixed")})
     head = ("<h4>Chosen at fit: MIXED for " + _e(", ".join(mixed)) + "</h4><p>These predictors' cells "
             "of one setting were run with different choices (e.g. dtype after a resume on another "
             "host); their results are not one configuration's.</p>") if mixed else "<h4>Chosen at fit</h4>"
