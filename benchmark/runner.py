@@ -23,7 +23,7 @@ from benchmark.predictor import NotApplicable
 from benchmark.seeding import content_hash, run_secret
 from benchmark.registry import plugins, predictor_class, suite_class
 from benchmark.rundir import (RunLock, cell_path, check_cells, describe_redo, prepare,  # noqa: F401
-                              read_cell, remove_temporary, write_atomic, write_cell)
+                              read_cell, read_cells, remove_temporary, write_atomic, write_cell)
 
 RESULT_COLUMNS = ["suite", "split", "predictor", "family", "updates_weights", "shots", "task_id",
                   "episode_id", "seed", "metric", "score", "status", "error", "prediction",
@@ -620,8 +620,9 @@ def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], pr
         bar.close()
         ex.close()
     report_failures(out, failed_cells)
-    frames = [read_cell(out, c) for c in cells if cell_path(out, c).exists()]
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+    results = read_cells(out, cells)
+    if results.empty:
+        results = pd.DataFrame(columns=RESULT_COLUMNS)
     for col in ("error", "prediction", "task_id", "episode_id", "episode_hash", "info"):
         if col in results:
             results[col] = results[col].fillna("")

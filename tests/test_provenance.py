@@ -210,6 +210,36 @@ def test_damaged_cell_files_are_named_and_recomputed(tmp_path, capsys):
     pd.testing.assert_frame_equal(ref, table(out))
 
 
+def test_reading_all_cells_at_once_equals_reading_them_one_by_one(tmp_path):
+    """read_cells parses same-column files as one CSV: same rows, order, columns and text."""
+    from types import SimpleNamespace
+
+    from benchmark.rundir import read_cell, read_cells, write_cell
+
+    out = tmp_path / "run"
+    frames = {  # two column layouts, interleaved; keys that pandas alone would read as numbers
+        "09e4300940334774837": pd.DataFrame({"cell": ["09e4300940334774837"] * 2, "score": [0.5, 1],
+                                              "pool_size": [4, 4], "prediction": ["1", "x\ny"]}),
+        "5e10": pd.DataFrame({"cell": ["5e10"], "score": [0.25], "version": ["ARC-AGI-1"],
+                              "prediction": [""]}),
+        "abc": pd.DataFrame({"cell": ["abc"] * 3, "score": [0.1, float("nan"), 2.0],
+                             "pool_size": ["unlimited"] * 3, "prediction": ["a", "b", "c"]}),
+    }
+    cells = [SimpleNamespace(key=k, provenance="") for k in frames]
+    (out / "cells").mkdir(parents=True)
+    for c in cells:
+        write_cell(out, c, frames[c.key])
+    one_by_one = pd.concat([read_cell(out, c) for c in cells], ignore_index=True)
+    at_once = read_cells(out, cells + [SimpleNamespace(key="never-run", provenance="")])
+    assert list(at_once.columns) == list(one_by_one.columns)
+    assert at_once.to_csv(index=False) == one_by_one.to_csv(index=False)
+    assert list(at_once["cell"]) == ["09e4300940334774837"] * 2 + ["5e10"] + ["abc"] * 3  # text, not inf
+    path = out / "cells" / "abc.csv"
+    path.write_text(path.read_text().replace("0.1,", "0.2,"))
+    with pytest.raises(DamagedCell, match="abc.csv: checksum"):
+        read_cells(out, cells)
+
+
 # -- planning ---------------------------------------------------------------------------------------
 def test_identical_sections_run_once_and_two_settings_get_labels():
     cfg = cfg_for()
