@@ -76,13 +76,19 @@ def opaque_ids(n: int) -> list[str]:
     return [secrets.token_hex(8) for _ in range(n)]
 
 
+_DTYPE_NAMES: dict = {}
+
+
 def content_hash(*arrays: object) -> str:
     """A stable hash of array or string content (dtype and shape included)."""
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
         if isinstance(a, np.ndarray):
             a = np.ascontiguousarray(a)
-            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            name = _DTYPE_NAMES.get(a.dtype)
+            if name is None:  # str(dtype) costs more than hashing a small array's bytes
+                name = _DTYPE_NAMES[a.dtype] = str(a.dtype).encode()
+            h.update(name + str(a.shape).encode())
             # object arrays hold pointers: hash what they point to
             h.update(repr(a.tolist()).encode() if a.dtype.kind == "O" else a.tobytes())
         else:
