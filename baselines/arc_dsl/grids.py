@@ -78,6 +78,27 @@ def objects(g: np.ndarray, conn: int = 4, multi: bool = False) -> Objects:
     return out
 
 
+def memo(tag: str, g: np.ndarray, arg: object, fn):
+    """``fn(g, arg)`` cached per grid content like :func:`objects` (two primitives that share a
+    computation, e.g. a repair and its patch, run it once per grid)."""
+    k = (tag, arg, g.shape, g.tobytes())
+    hit = _OBJ_CACHE.get(k, _OBJ_CACHE)
+    if hit is not _OBJ_CACHE:
+        return hit
+    out = fn(g, arg)
+    if len(_OBJ_CACHE) > 20000:
+        _OBJ_CACHE.clear()
+    _OBJ_CACHE[k] = out
+    return out
+
+
+def pad1(m: np.ndarray) -> np.ndarray:
+    """``np.pad(m, 1)`` (zeros around) without its per-call overhead on tiny arrays."""
+    p = np.zeros((m.shape[0] + 2, m.shape[1] + 2), dtype=m.dtype)
+    p[1:-1, 1:-1] = m
+    return p
+
+
 def clear_cache() -> None:
     """Forget cached components (called between tasks to bound memory)."""
     _OBJ_CACHE.clear()

@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from baselines.arc_dsl.grids import MARK, MAX_SIDE, N_COLOURS, background, halves, objects, split_by_lines
+from baselines.arc_dsl.grids import (MARK, MAX_SIDE, N_COLOURS, background, halves, memo, objects, pad1,
+                                      split_by_lines)
 
 Grid = np.ndarray
 Fn = Callable[[Grid], Optional[Grid]]
@@ -197,25 +198,38 @@ def symmetrize(g: Grid, kind: str) -> Grid | None:
 def _mirror_offsets(g: Grid, unknown: np.ndarray, axis: int) -> list[np.ndarray]:
     """Mirror images of ``g`` about every axis position that agrees on all known cells."""
     n = g.shape[axis]
+    # line j (a row for axis 0, a column for axis 1) against line j': do they agree wherever both
+    # are known, and are both known anywhere? Mirror position s pairs j with s - j.
+    a, u = (g, unknown) if axis == 0 else (g.T, unknown.T)
+    kn = ~u
+    both = kn[:, None, :] & kn[None, :, :]
+    clash = ((a[:, None, :] != a[None, :, :]) & both).any(axis=2)
+    share = both.any(axis=2)
+    j = np.arange(n)
+    pos = (j[:, None] + j[None, :]).ravel()
+    clashes = np.bincount(pos, weights=clash.ravel(), minlength=2 * n)
+    shared = np.bincount(pos, weights=share.ravel(), minlength=2 * n)
     best: list[np.ndarray] = []
     for s in range(n // 2, 2 * n - 2 - n // 2 + 1):  # mirror index j -> s - j
-        idx = s - np.arange(n)
-        valid = (idx >= 0) & (idx < n)
-        if valid.sum() < n * 0.6:
+        if min(s, n - 1) - max(0, s - n + 1) + 1 < n * 0.6 or clashes[s] or not shared[s]:
             continue
+        idx = s - j
+        valid = (idx >= 0) & (idx < n)
         src = np.where(valid, idx, 0)
         m = np.take(g, src, axis=axis)
         mu = np.take(unknown, src, axis=axis)
         vmask = valid[:, None] if axis == 0 else valid[None, :]
-        known = vmask & ~unknown & ~mu
-        if not known.any() or not np.array_equal(g[known], m[known]):
-            continue
         best.append(np.where(vmask & ~mu, m.astype(np.int16), -1))
     return best
 
 
 def repair(g: Grid, c: int) -> Grid | None:
-    """Cells of colour ``c`` (a mask over a symmetric picture) filled from their mirror images."""
+    """Cells of colour ``c`` (a mask over a symmetric picture) filled from their mirror images
+    (memoized per grid: :func:`repair_patch` needs the same)."""
+    return memo("repair", g, c, _repair)
+
+
+def _repair(g: Grid, c: int) -> Grid | None:
     unknown = g == c
     if not unknown.any() or unknown.all():
         return None
@@ -246,20 +260,31 @@ def repair_patch(g: Grid, c: int) -> Grid | None:
 
 
 def periodic_repair(g: Grid, c: int) -> Grid | None:
-    """Cells of colour ``c`` filled from the smallest tiling period that all other cells obey."""
+    """Cells of colour ``c`` filled from the smallest tiling period that all other cells obey
+    (memoized per grid: :func:`periodic_patch` needs the same)."""
+    return memo("periodic", g, c, _periodic_repair)
+
+
+def _line_shifts(a: np.ndarray, known: np.ndarray) -> list[int]:
+    """The shifts k (0 < k < rows) under which row i and row i + k agree wherever both are known."""
+    h = a.shape[0]
+    clash = ((a[:, None, :] != a[None, :, :]) & known[:, None, :] & known[None, :, :]).any(axis=2)
+    i = np.arange(h)
+    d = (i[None, :] - i[:, None]).ravel()
+    up = d > 0
+    bad = np.bincount(d[up], weights=clash.ravel()[up], minlength=h)
+    return [k for k in range(1, h) if not bad[k]]
+
+
+def _periodic_repair(g: Grid, c: int) -> Grid | None:
     unknown = g == c
     if not unknown.any() or unknown.all():
         return None
     h, w = g.shape
     known = ~unknown
     vals = g[known].astype(np.int64)
-    def shift_ok(axis: int, k: int) -> bool:
-        a, b = (g[:-k], g[k:]) if axis == 0 else (g[:, :-k], g[:, k:])
-        ka, kb = (known[:-k], known[k:]) if axis == 0 else (known[:, :-k], known[:, k:])
-        return not ((a != b) & ka & kb).any()
-
-    pys = [k for k in range(1, h) if shift_ok(0, k)] + [h]
-    pxs = [k for k in range(1, w) if shift_ok(1, k)] + [w]
+    pys = _line_shifts(g, known) + [h]
+    pxs = _line_shifts(g.T, known.T) + [w]
     periods = sorted(((py, px) for py in pys for px in pxs if py < h or px < w),
                      key=lambda t: (t[0] * t[1], t))
     ii, jj = np.nonzero(known)
@@ -267,17 +292,16 @@ def periodic_repair(g: Grid, c: int) -> Grid | None:
     for py, px in periods[:60]:
         res = (ii % py) * px + (jj % px)
         n = py * px
-        lo = np.full(n, 99)
-        hi = np.full(n, -1)
-        np.minimum.at(lo, res, vals)
-        np.maximum.at(hi, res, vals)
-        if (hi[hi >= 0] != lo[hi >= 0]).any():
+        # which colours the known cells of each residue class hold: one each, or no period
+        has = np.bincount(res * N_COLOURS + vals, minlength=n * N_COLOURS).reshape(n, N_COLOURS) > 0
+        cnt = has.sum(axis=1)
+        if (cnt > 1).any():
             continue
         ures = (ui % py) * px + (uj % px)
-        if (hi[ures] < 0).any():
+        if not cnt[ures].all():
             continue
         out = g.copy()
-        out[ui, uj] = hi[ures]
+        out[ui, uj] = has[ures].argmax(axis=1)
         return out
     return None
 
@@ -376,7 +400,7 @@ def paint_lines(g: Grid, axis: int, last: bool) -> Grid | None:
 
 
 def _neighbours(m: np.ndarray, diag: bool) -> np.ndarray:
-    p = np.pad(m, 1)
+    p = pad1(m)
     out = p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
     if diag:
         out = out | p[:-2, :-2] | p[:-2, 2:] | p[2:, :-2] | p[2:, 2:]
@@ -484,7 +508,7 @@ def interior(g: Grid) -> Grid | None:
     """Object cells whose four neighbours are all non-background marked (marker 10)."""
     bg = background(g)
     nz = g != bg
-    p = np.pad(nz, 1)
+    p = pad1(nz)
     inner = nz & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     if not inner.any():
         return None
@@ -643,10 +667,14 @@ def mark_by_holes(g: Grid) -> Grid | None:
     if o.n == 0 or o.n > 30:
         return None
     out = g.copy()
+    table = np.zeros(o.n + 1, dtype=g.dtype)
     for i, b in enumerate(o.boxes):
-        m = np.pad(o.labels[b] == i + 1, 1)
-        _, n = ndimage.label(~m)  # 4-connected background pieces; the outside is one of them
-        out[o.labels == i + 1] = MARK + min(n - 1, 5)
+        n = 1  # a box under 3 cells on a side holds no hole: every other cell touches its outside
+        if b[0].stop - b[0].start > 2 and b[1].stop - b[1].start > 2:
+            _, n = ndimage.label(~pad1(o.labels[b] == i + 1))  # 4-connected pieces; the outside is one
+        table[i + 1] = MARK + min(n - 1, 5)
+    lab = o.labels > 0
+    out[lab] = table[o.labels[lab]]
     return out
 
 
@@ -722,13 +750,16 @@ def object_gravity(g: Grid, direction: str) -> Grid | None:
     h = g.shape[0]
     out = np.full_like(g, o.bg)
     order = sorted(range(o.n), key=lambda i: -o.boxes[i][0].stop)
-    occ = np.zeros(g.shape, dtype=bool)
+    # below[r, c]: the first occupied row at or under r in column c (h: none), one row of h under
+    # the grid; an object drops by the least (first occupied row under a cell) - (cell row) - 1
+    below = np.full((h + 1, g.shape[1]), h, dtype=np.intp)
+    rows = np.arange(h + 1)[:, None]
+    cells = [np.nonzero(o.labels == i + 1) for i in range(o.n)]
     for i in order:
-        rs, cs = np.nonzero(o.labels == i + 1)
-        d = 0
-        while rs.max() + d + 1 < h and not occ[rs + d + 1, cs].any():
-            d += 1
-        occ[rs + d, cs] = True
+        rs, cs = cells[i]
+        d = int((below[rs + 1, cs] - rs).min()) - 1
+        below[rs + d, cs] = rs + d
+        np.minimum.accumulate(below[::-1], axis=0, out=below[::-1])
         out[rs + d, cs] = g[rs, cs]
     return out
 

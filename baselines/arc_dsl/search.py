@@ -75,16 +75,22 @@ class SearchResult:
 
 def fit_colour_map(gs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> np.ndarray | None:
     """The colour map (16 -> 10) taking every ``g`` to its ``y`` cell by cell, or ``None``."""
-    cooc = np.zeros(N_COLOURS * 10, dtype=np.int64)
-    for g, y in zip(gs, ys):
-        if g.shape != y.shape:
-            return None
-        cooc += np.bincount(g.ravel().astype(np.int64) * 10 + y.ravel(), minlength=N_COLOURS * 10)
-    t = cooc.reshape(N_COLOURS, 10) > 0
-    if (t.sum(axis=1) > 1).any():
+    if any(g.shape != y.shape for g, y in zip(gs, ys)):
+        return None
+    ycodes = np.concatenate([y.ravel() for y in ys]).astype(np.intp)
+    return _colour_map(gs, ycodes)
+
+
+def _colour_map(gs: Sequence[np.ndarray], ycodes: np.ndarray) -> np.ndarray | None:
+    """:func:`fit_colour_map` for grids of the targets' shapes, the targets' cells concatenated
+    in ``ycodes`` (once per search: one co-occurrence count instead of one per demonstration)."""
+    codes = np.concatenate([g.ravel() for g in gs]) if len(gs) > 1 else gs[0].ravel()
+    t = np.bincount(codes.astype(np.intp) * 10 + ycodes, minlength=N_COLOURS * 10).reshape(N_COLOURS, 10) > 0
+    n = t.sum(axis=1)
+    if (n > 1).any():
         return None
     cmap = np.arange(N_COLOURS)
-    used = t.any(axis=1)
+    used = n > 0
     cmap[used] = t[used].argmax(axis=1)
     return cmap
 
@@ -205,9 +211,13 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
     ocost = costs[order]
     cache: dict = {}
     answers: set = set()
+    yshapes = [y.shape for y in ys]
+
+    ycodes = np.concatenate([y.ravel() for y in ys]).astype(np.intp)
 
     def check(grids: tuple, names: tuple, fams: tuple, cost: float) -> None:
-        cmap = fit_colour_map(grids[:nd], ys)
+        gs = grids[:nd]
+        cmap = None if any(g.shape != s for g, s in zip(gs, yshapes)) else _colour_map(gs, ycodes)
         tail = ""
         outs: list = []
         if cmap is None:
@@ -269,15 +279,16 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
         new, nkeys = [], []
         for i, (g, gk) in enumerate(zip(grids, keys)):
             ck = (pi, gk)
-            r = cache.get(ck, cache)
-            if r is cache:
+            hit = cache.get(ck)
+            if hit is None:  # the output and its key, computed once per (primitive, grid content)
                 r = apply(prim, g)
-                cache[ck] = r
-            if r is None or (same_shape and i < nd and r.shape != ys[i].shape):
+                hit = cache[ck] = (r, None if r is None else (r.shape, r.tobytes()))
+            r = hit[0]
+            if r is None or (same_shape and i < nd and r.shape != yshapes[i]):
                 new = None
                 break
             new.append(r)
-            nkeys.append((r.shape, r.tobytes()))
+            nkeys.append(hit[1])
         if new is None:
             continue
         nk = tuple(nkeys)
