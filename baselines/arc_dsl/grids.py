@@ -27,11 +27,19 @@ def as_grid(g: object) -> np.ndarray:
 
 def background(g: np.ndarray) -> int:
     """Black (0) when it covers at least a fifth of the grid (ARC's usual background), else the
-    most frequent colour (ties: the smallest)."""
-    cnt = np.bincount(g.ravel(), minlength=N_COLOURS)
-    if cnt[0] * 5 >= g.size:
-        return 0
-    return int(cnt.argmax())
+    most frequent colour (ties: the smallest). Memoized per grid content: most primitives ask."""
+    k = (g.shape, g.tobytes())
+    bg = _BG_CACHE.get(k)
+    if bg is None:
+        cnt = np.bincount(g.ravel(), minlength=N_COLOURS)
+        bg = 0 if cnt[0] * 5 >= g.size else int(cnt.argmax())
+        if len(_BG_CACHE) > 20000:
+            _BG_CACHE.clear()
+        _BG_CACHE[k] = bg
+    return bg
+
+
+_BG_CACHE: dict = {}
 
 
 class Objects(NamedTuple):
@@ -100,8 +108,9 @@ def pad1(m: np.ndarray) -> np.ndarray:
 
 
 def clear_cache() -> None:
-    """Forget cached components (called between tasks to bound memory)."""
+    """Forget cached components, backgrounds and memos (called between tasks to bound memory)."""
     _OBJ_CACHE.clear()
+    _BG_CACHE.clear()
 
 
 def split_by_lines(g: np.ndarray, equal: bool = True) -> tuple[list[np.ndarray], int, int] | None:

@@ -312,15 +312,17 @@ def periodic_patch(g: Grid, c: int) -> Grid | None:
     return None if r is None else crop_to(r, g == c)
 
 
-def ray(g: Grid, direction: str) -> Grid:
-    """Every non-background cell extended in a direction until the next non-background cell."""
-    bg = background(g)
+def ray(g: Grid, direction: str, bg: int | None = None) -> Grid:
+    """Every non-background cell extended in a direction until the next non-background cell
+    (``bg``: the background when known; a flipped grid has the same)."""
+    if bg is None:
+        bg = background(g)
     if direction in ("up", "left"):
         t = g[::-1] if direction == "up" else g[:, ::-1]
-        r = ray(t, "down" if direction == "up" else "right")
+        r = ray(t, "down" if direction == "up" else "right", bg)
         return r[::-1] if direction == "up" else r[:, ::-1]
     if direction == "right":
-        return ray(g.T, "down").T
+        return ray(g.T, "down", bg).T
     h, w = g.shape
     idx = np.where(g != bg, np.arange(h)[:, None], -1)
     np.maximum.accumulate(idx, axis=0, out=idx)
@@ -332,7 +334,7 @@ def rays(g: Grid, dirs: Iterable[str]) -> Grid:
     bg = background(g)
     out = g.copy()
     for d in dirs:
-        out = overlay(out, ray(g, d), bg)
+        out = overlay(out, ray(g, d, bg), bg)
     return out
 
 
@@ -355,11 +357,13 @@ def diagonal_rays(g: Grid) -> Grid | None:
     return out
 
 
-def connect(g: Grid, axis: int) -> Grid:
-    """Background cells between two cells of the same colour on a row (axis 1) or column (axis 0)."""
+def connect(g: Grid, axis: int, bg: int | None = None) -> Grid:
+    """Background cells between two cells of the same colour on a row (axis 1) or column (axis 0)
+    (``bg``: the background when known)."""
+    if bg is None:
+        bg = background(g)
     if axis == 0:
-        return connect(g.T, 1).T
-    bg = background(g)
+        return connect(g.T, 1, bg).T
     h, w = g.shape
     nz = g != bg
     li = np.where(nz, np.arange(w)[None, :], -1)
@@ -563,11 +567,11 @@ def _cells() -> list[Prim]:
 # -- objects ---------------------------------------------------------------------------------------
 def _pick(values: np.ndarray, how: str) -> int | None:
     """Index of the unique max/min of ``values`` (``None`` on a tie or when empty)."""
-    if values.size == 0:
+    vs = values.tolist()  # a few dozen numbers at most: plain Python beats numpy's per-call cost
+    if not vs:
         return None
-    v = values.max() if how == "max" else values.min()
-    hits = np.flatnonzero(values == v)
-    return int(hits[0]) if hits.size == 1 else None
+    v = max(vs) if how == "max" else min(vs)
+    return vs.index(v) if vs.count(v) == 1 else None
 
 
 def _shape_keys(o, g: Grid) -> list[bytes]:
@@ -576,7 +580,13 @@ def _shape_keys(o, g: Grid) -> list[bytes]:
 
 
 def select_object(g: Grid, conn: int, multi: bool, how: str) -> int | None:
-    """Index of the object chosen by a rule: largest, smallest, most colours, unique colour or shape."""
+    """Index of the object chosen by a rule: largest, smallest, most colours, unique colour or shape
+    (memoized per grid: the crop, crop-only, keep and remove primitives of a rule all ask)."""
+    return memo("select", g, (conn, multi, how), _select_object)
+
+
+def _select_object(g: Grid, args: tuple) -> int | None:
+    conn, multi, how = args
     o = objects(g, conn, multi)
     if o.n == 0 or o.n > 60:
         return None
@@ -628,13 +638,20 @@ def keep_object(g: Grid, conn: int, multi: bool, how: str, keep: bool) -> Grid |
     return np.where(m if keep else ~m, g, o.bg).astype(g.dtype)
 
 
+def _label_mask(o, labels: np.ndarray) -> np.ndarray:
+    """``np.isin(o.labels, labels)`` for labels 1..n, by table lookup (isin costs more on tiny grids)."""
+    t = np.zeros(o.n + 1, dtype=bool)
+    t[labels] = True
+    return t[o.labels]
+
+
 def remove_small(g: Grid, conn: int, size: int) -> Grid | None:
     """Objects of at most ``size`` cells removed (noise)."""
     o = objects(g, conn, False)
     small = np.flatnonzero(o.sizes <= size) + 1
     if small.size == 0:
         return None
-    return np.where(np.isin(o.labels, small), o.bg, g).astype(g.dtype)
+    return np.where(_label_mask(o, small), o.bg, g).astype(g.dtype)
 
 
 def mark_by_size(g: Grid, conn: int, multi: bool, how: str) -> Grid | None:
@@ -685,7 +702,7 @@ def mark_small(g: Grid, conn: int, size: int) -> Grid | None:
     if small.size == 0 or small.size == o.n:
         return None
     out = g.copy()
-    out[np.isin(o.labels, small)] = MARK
+    out[_label_mask(o, small)] = MARK
     return out
 
 
@@ -705,8 +722,9 @@ def mark_shape_match(g: Grid, conn: int) -> Grid | None:
         return None
     ks = _shape_keys(o, g)
     out = g.copy()
-    for i, k in enumerate(ks):
-        out[o.labels == i + 1] = MARK if ks.count(k) > 1 else MARK + 1
+    table = np.array([0] + [MARK if ks.count(k) > 1 else MARK + 1 for k in ks], dtype=g.dtype)
+    lab = o.labels > 0
+    out[lab] = table[o.labels[lab]]
     return out
 
 
@@ -721,7 +739,7 @@ def mark_touching_border(g: Grid, conn: int) -> Grid | None:
     if edge.size == 0:
         return None
     out = g.copy()
-    out[np.isin(lab, edge)] = MARK
+    out[_label_mask(o, edge)] = MARK
     return out
 
 

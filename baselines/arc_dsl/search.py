@@ -261,6 +261,11 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
     counter = 0
     if max_depth > 0 and len(res.found) < want:
         heap.append((_distance(root[:nd], ys) * DIST_WEIGHT + ocost[0], 0, 0, 0))
+    # plain Python numbers in the loop (the same float64 values: identical priorities, faster)
+    ocl, cl, orl = ocost.tolist(), costs.tolist(), order.tolist()
+    first = ocl[0]
+    # the shape each output must have (same-shape tasks: the demonstrations'), else None
+    need = (list(yshapes) if same_shape else [None] * nd) + [None] * (len(xs) - nd)
     while heap and len(res.found) < want:
         if res.nodes >= max_nodes:
             res.exhausted = True
@@ -270,21 +275,21 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
             break
         prio, _, nid, k = heapq.heappop(heap)
         grids, keys, names, fams, cost = nodes[nid]
-        if k + 1 < len(order):
+        if k + 1 < len(orl):
             counter += 1
-            heapq.heappush(heap, (prio - ocost[k] + ocost[k + 1], counter, nid, k + 1))
-        pi = int(order[k])
+            heapq.heappush(heap, (prio - ocl[k] + ocl[k + 1], counter, nid, k + 1))
+        pi = orl[k]
         prim = prims[pi]
         res.nodes += 1
         new, nkeys = [], []
-        for i, (g, gk) in enumerate(zip(grids, keys)):
+        for g, gk, shape in zip(grids, keys, need):
             ck = (pi, gk)
             hit = cache.get(ck)
             if hit is None:  # the output and its key, computed once per (primitive, grid content)
                 r = apply(prim, g)
                 hit = cache[ck] = (r, None if r is None else (r.shape, r.tobytes()))
             r = hit[0]
-            if r is None or (same_shape and i < nd and r.shape != yshapes[i]):
+            if r is None or (shape is not None and r.shape != shape):
                 new = None
                 break
             new.append(r)
@@ -296,13 +301,13 @@ def search(demos: Sequence[tuple], queries: Sequence, family_cost: Mapping[str, 
             continue
         seen.add(nk)
         state = tuple(new)
-        c2 = cost + float(costs[pi])
+        c2 = cost + cl[pi]
         n2, f2 = names + (prim.name,), fams + (prim.family,)
         check(state, n2, f2, c2)
         if len(n2) < max_depth:
             nodes.append((state, nk, n2, f2, c2))
             counter += 1
-            heapq.heappush(heap, (c2 + _distance(state[:nd], ys) * DIST_WEIGHT + ocost[0], counter,
+            heapq.heappush(heap, (c2 + _distance(state[:nd], ys) * DIST_WEIGHT + first, counter,
                                   len(nodes) - 1, 0))
     # a colour map that swaps real colours is weaker evidence than one that only names markers
     res.found.sort(key=lambda f: f.cost + CMAP_WEIGHT * sum(1 for a in f.cmap if a < MARK))
