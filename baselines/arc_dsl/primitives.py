@@ -329,12 +329,17 @@ def ray(g: Grid, direction: str, bg: int | None = None) -> Grid:
     return np.where(idx >= 0, g[np.maximum(idx, 0), np.arange(w)[None, :]], bg).astype(g.dtype)
 
 
+def shared_ray(g: Grid, direction: str) -> Grid:
+    """:func:`ray`, memoized per grid: the single rays and the combined ones reuse it."""
+    return memo("ray", g, direction, ray)
+
+
 def rays(g: Grid, dirs: Iterable[str]) -> Grid:
     """Rays in several directions; where they cross, the earlier direction wins."""
     bg = background(g)
     out = g.copy()
     for d in dirs:
-        out = overlay(out, ray(g, d, bg), bg)
+        out = overlay(out, shared_ray(g, d), bg)
     return out
 
 
@@ -377,9 +382,14 @@ def connect(g: Grid, axis: int, bg: int | None = None) -> Grid:
     return np.where(fill, lv, g).astype(g.dtype)
 
 
+def shared_connect(g: Grid, axis: int) -> Grid:
+    """:func:`connect`, memoized per grid: connect_rows, connect_both and the marking variant share it."""
+    return memo("connect", g, axis, connect)
+
+
 def connect_mark(g: Grid, axis: int) -> Grid | None:
     """Like :func:`connect`, but the filled cells are marked 10 instead of taking the colour."""
-    c = connect(g, axis)
+    c = shared_connect(g, axis)
     if np.array_equal(c, g):
         return None
     return np.where(c != g, MARK, g).astype(g.dtype)
@@ -535,15 +545,15 @@ def _cells() -> list[Prim]:
     for kind in ("lr", "ud", "4", "diag", "rot", "all"):
         P.append(Prim(f"symmetrize_{kind}", "symmetry", lambda g, k=kind: symmetrize(g, k)))
     for d in ("down", "up", "right", "left"):
-        P.append(Prim(f"ray_{d}", "ray", lambda g, d=d: ray(g, d)))
+        P.append(Prim(f"ray_{d}", "ray", lambda g, d=d: shared_ray(g, d)))
     P += [
         Prim("rays_vertical", "ray", lambda g: rays(g, ("down", "up"))),
         Prim("rays_horizontal", "ray", lambda g: rays(g, ("right", "left"))),
         Prim("rays_cross", "ray", lambda g: rays(g, ("down", "up", "right", "left"))),
         Prim("rays_diagonal", "ray", diagonal_rays),
-        Prim("connect_rows", "connect", lambda g: connect(g, 1)),
-        Prim("connect_cols", "connect", lambda g: connect(g, 0)),
-        Prim("connect_both", "connect", lambda g: connect(connect(g, 1), 0)),
+        Prim("connect_rows", "connect", lambda g: shared_connect(g, 1)),
+        Prim("connect_cols", "connect", lambda g: shared_connect(g, 0)),
+        Prim("connect_both", "connect", lambda g: connect(shared_connect(g, 1), 0)),
         Prim("connect_rows_mark", "connect", lambda g: connect_mark(g, 1)),
         Prim("connect_cols_mark", "connect", lambda g: connect_mark(g, 0)),
         Prim("paint_rows_first", "paint", lambda g: paint_lines(g, 1, False)),
@@ -574,7 +584,14 @@ def _pick(values: np.ndarray, how: str) -> int | None:
     return vs.index(v) if vs.count(v) == 1 else None
 
 
-def _shape_keys(o, g: Grid) -> list[bytes]:
+def _shape_keys(g: Grid, conn: int, multi: bool) -> list[bytes]:
+    """Each object's mask within its box, as bytes with the box shape (memoized per grid and
+    kind of object: the rare- and common-shape rules and the repeated-shape marker all ask)."""
+    return memo("shapes", g, (conn, multi), _object_masks)
+
+
+def _object_masks(g: Grid, args: tuple) -> list[bytes]:
+    o = objects(g, *args)
     return [(o.labels[b] == i + 1).tobytes() + bytes(str((o.labels[b]).shape), "ascii")
             for i, b in enumerate(o.boxes)]
 
@@ -603,7 +620,7 @@ def _select_object(g: Grid, args: tuple) -> int | None:
         counts = np.bincount(cols, minlength=N_COLOURS)[cols]
         return _pick(counts, "min" if how == "rare_colour" else "max") if o.n > 1 else None
     if how in ("rare_shape", "common_shape"):
-        ks = _shape_keys(o, g)
+        ks = _shape_keys(g, conn, multi)
         counts = np.array([ks.count(k) for k in ks])
         if o.n < 2:
             return None
@@ -720,7 +737,7 @@ def mark_shape_match(g: Grid, conn: int) -> Grid | None:
     o = objects(g, conn, True)
     if o.n < 2 or o.n > 40:
         return None
-    ks = _shape_keys(o, g)
+    ks = _shape_keys(g, conn, True)
     out = g.copy()
     table = np.array([0] + [MARK if ks.count(k) > 1 else MARK + 1 for k in ks], dtype=g.dtype)
     lab = o.labels > 0
