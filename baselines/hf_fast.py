@@ -195,7 +195,8 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
     if lora is not None:
         lora.rows = torch.tensor([groups[j] for j in row_group], device=dev)
     if shared:
-        step: Any = _SharedPrefix(model, cache, prefix_mask.bool(), rg, ids.shape[1] + max_new)
+        step: Any = _SharedPrefix(model, cache, prefix_mask.bool(), rg, ids.shape[1] + max_new,
+                                  pack=lora is None)
     else:
         step = _HFSteps(base, cache, rg, prefix_mask[rg])
     h = step.first(ids, smask, pos)
@@ -311,8 +312,11 @@ class _SharedPrefix:
     up to floating-point rounding (tested against the copy-per-row path).
     """
 
-    def __init__(self, model: Any, kv: list | None, pmask: Any, rg: Any, capacity: int):
+    def __init__(self, model: Any, kv: list | None, pmask: Any, rg: Any, capacity: int,
+                 pack: bool = True):
         import torch
+
+        self.pack = pack  # projections and MLPs of a padded pass run on the real tokens only
 
         self.base = _decoder(model)
         cfg = model.config
@@ -387,21 +391,32 @@ class _SharedPrefix:
         own = self.rmask[:, None, :n1] & (cols[None, :] <= rows[:, None])  # (R, T, n1): valid earlier row tokens
         own[:, rows - n0, rows] = True  # a padded query position sees itself (no empty softmax)
         allowed = torch.cat([self.pmask[self.rg][:, None, :].expand(R, T, -1), own], dim=2)
-        h = self.base.embed_tokens(ids)
+        # Left padding wastes up to half of a query pass's products (queries of 2 to 13 tokens
+        # padded to the longest); with ``pack`` the residual stream holds the real tokens only
+        # and just the attention sees the padded (rows, positions) layout.
+        sel = mask if self.pack and T > 1 and not bool(mask.all()) else None
+
+        def heads(y: Any) -> Any:  # (tokens, heads x d) -> (R, heads, T, d)
+            if sel is not None:
+                full = y.new_zeros((R, T, y.shape[-1]))
+                full[sel] = y
+                y = full
+            return y.view(R, T, -1, self.d).transpose(1, 2)
+
+        h = self.base.embed_tokens(ids if sel is None else ids[sel])
         cos, sin = self.base.rotary_emb(h, position_ids=pos)
         for li, layer in enumerate(self.layers):
             att = layer.self_attn
             x = layer.input_layernorm(h)
-            q = att.q_proj(x).view(R, T, -1, self.d).transpose(1, 2)
-            k = att.k_proj(x).view(R, T, -1, self.d).transpose(1, 2)
-            v = att.v_proj(x).view(R, T, -1, self.d).transpose(1, 2)
-            q, k = self.rope(q, k, cos, sin)
+            q, k = self.rope(heads(att.q_proj(x)), heads(att.k_proj(x)), cos, sin)
             self.kr[li][:, :, n0:n1] = k
-            self.vr[li][:, :, n0:n1] = v
+            self.vr[li][:, :, n0:n1] = heads(att.v_proj(x))
             o = self._attend(li, q, allowed, n1)
-            h = h + att.o_proj(o)
+            h = h + att.o_proj(o if sel is None else o[sel])
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         self.n = n1
+        if sel is not None:  # each row's last position is real (left padding): its packed index
+            return self.base.norm(h[sel.sum(1).cumsum(0) - 1])
         return self.base.norm(h[:, -1])
 
     def _attend(self, li: int, q: Any, allowed: Any, n1: int) -> Any:

@@ -74,6 +74,19 @@ def test_shared_prefix_attention_equals_the_copy_per_row_path(tiny, monkeypatch)
         gaps: list = []
         assert generate_grouped(lm, tok, groups, max_new_tokens=6, batch_rows=rows, margins=gaps) == ref
         assert [g for gg in gaps for g in gg] == pytest.approx([g for gg in ref_gaps for g in gg], abs=1e-4)
+    # the query pass packs real tokens (queries of 1 to 4 tokens here); unpacked, the same answers
+    packed_runs = []
+    orig_init = hf_fast._SharedPrefix.__init__
+
+    def unpacked(self, *a, **k):
+        orig_init(self, *a, **{**k, "pack": False})
+        packed_runs.append(k.get("pack"))
+    monkeypatch.setattr(hf_fast._SharedPrefix, "__init__", unpacked)
+    gaps = []
+    assert generate_grouped(lm, tok, groups, max_new_tokens=6, margins=gaps) == ref
+    assert packed_runs and all(packed_runs)  # the default does pack
+    assert [g for gg in gaps for g in gg] == pytest.approx([g for gg in ref_gaps for g in gg], abs=1e-4)
+    monkeypatch.setattr(hf_fast._SharedPrefix, "__init__", orig_init)
     with BatchedLoRA(lm, 3, rank=2, top_layers=1, seed=1) as lora:
         for name, _ in lora.targets:  # non-zero, different adapters per group
             lora.B[name].data.normal_(generator=torch.Generator().manual_seed(len(name)))
