@@ -72,6 +72,77 @@ class Styler:
         return LINESTYLES[(i // n_colors) % len(LINESTYLES)]
 
 
+class Renderer:
+    """Draws figures in background processes while the report goes on computing its tables.
+
+    ``submit(fn, *args)`` returns something with ``.result()``: a future when at least two cores
+    are free for this process (one stays with the caller), else the figure drawn at once. A
+    worker that fails to start or dies is replaced by drawing in this process.
+    """
+
+    def __init__(self, directions: dict[str, bool]):
+        from benchmark.executors import available_cores
+
+        self.directions = dict(directions)
+        self.workers = min(4, available_cores() - 1)
+        self.pool = None
+
+    def submit(self, fn, *args):
+        if self.workers >= 1 and self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            try:  # spawn: a forked child of a process with torch's thread pools can hang
+                self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
+                                                initializer=_worker_init, initargs=(self.directions,))
+            except OSError:
+                self.workers = 0
+        if self.pool is not None:
+            try:
+                return _Fallback(self.pool.submit(fn, *args), fn, args)
+            except RuntimeError:  # the pool broke: draw here from now on
+                self.workers, self.pool = 0, None
+        return _Done(fn(*args))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+    def __enter__(self) -> "Renderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class _Fallback:
+    def __init__(self, future, fn, args):
+        self.future, self.fn, self.args = future, fn, args
+
+    def result(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            return self.fn(*self.args)
+
+
+def _worker_init(directions: dict[str, bool]) -> None:
+    """A drawing process: the metric directions of the report's suites (no registry needed)."""
+    T.DIRECTIONS.update(directions)
+    T.higher_is_better.cache_clear()
+
+
 def _style() -> None:
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.05)
     plt.rcParams.update({"svg.fonttype": "none", "figure.dpi": DPI, "savefig.bbox": "tight",

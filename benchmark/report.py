@@ -214,11 +214,13 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     rows_frame(rows).to_csv(tab_dir / "answer.csv", index=False)
 
     figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "triad_map": []}
+    renderer = F.Renderer({x: T.higher_is_better(x) for x in suite_order(df)})
+    pending = []  # drawn in the background while the sections and verdicts below are computed
     for suite in suite_order(df):
         for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
-            f = F.score_vs_shots(curves, suite, setting, metrics[suite], stylers[suite], fig_dir)
-            if f:
-                figs["score_vs_shots"].append(f)
+            part = curves[(curves["suite"] == suite) & (curves["setting"] == setting)]
+            pending.append(renderer.submit(F.score_vs_shots, part, suite, setting, metrics[suite],
+                                           stylers[suite], fig_dir))
     contributed = suite_sections(df, out, metrics, stylers)
     for suite in [x for x in suite_order(df) if x in set(points["suite"])]:
         f = F.triad_map(points, suite, stylers[suite], fig_dir)
@@ -232,6 +234,8 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     verdict.to_csv(tab_dir / "verdict.csv", index=False)
     gallery = _gallery(df, out)
     na = T.not_applicable(df, manifests)
+    with renderer:
+        figs["score_vs_shots"] = [f for f in (p.result() for p in pending) if f]
     elapsed = time.perf_counter() - t0
 
     sections = core_sections(df, manifests, lb, fam, verdict, figs, contributed, gallery, na, out)

@@ -199,3 +199,27 @@ def test_suites_with_task_groups_get_one_setting_per_group():
                        "suite_config": ['{"max_shots": 16}'] * 3 + ['{"pool_size": 4}', '{"pool_size": 16}'],
                        "task_id": ["knowledge/capital", "rules/reverse", "", "novel-1", "novel-2"]})
     assert setting_labels(df).tolist() == ["kind=knowledge", "kind=rules", "", "pool_size=4", "pool_size=16"]
+
+
+def test_figures_drawn_in_background_processes_equal_those_drawn_here(tmp_path, monkeypatch):
+    """The report's Renderer: the same figure data and captions from a worker as in-process, and
+    a figure function's error reaches the caller."""
+    from benchmark import executors
+    from benchmark import figures as F
+
+    curves = pd.DataFrame({"suite": "linear-regression", "setting": "", "split": "novel",
+                           "predictor": ["ridge"] * 3 + ["zero"] * 3, "shots": [0, 1, 2] * 2,
+                           "mean": [1.0, 0.5, 0.25, 1.0, 1.0, 1.0], "lo": 0.1, "hi": 2.0, "n": 10})
+    styler = F.Styler(["ridge", "zero"])
+    got = {}
+    for cores in (1, 2):  # one core: drawn at once; two: one drawing process beside this one
+        monkeypatch.setattr(executors, "available_cores", lambda cores=cores: cores)
+        with F.Renderer({"linear-regression": False}) as r:
+            assert r.workers == cores - 1
+            out = tmp_path / str(cores)
+            fig = r.submit(F.score_vs_shots, curves, "linear-regression", "", "mse", styler, out).result()
+            with pytest.raises(KeyError):
+                r.submit(F.score_vs_shots, curves.drop(columns="mean"), "linear-regression", "",
+                         "mse", styler, out).result()
+        got[cores] = (fig.title, fig.caption, fig.csv.read_text(), fig.png.exists(), fig.svg.exists())
+    assert got[1] == got[2] and got[1][3:] == (True, True)
