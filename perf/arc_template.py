@@ -4,14 +4,20 @@ Both predictors are fitted on the same pool and answer the same episodes in the 
 the script prints CPU and wall seconds for fit and predict, the ratio of the two libraries'
 predict times, the scores under both ARC conventions, the depth distribution of the solved
 tasks, how many searches hit a budget, and the load average (the machine may be shared).
-Run: python perf/arc_template.py [--version ARC-AGI-1] [--episodes N] [--max-nodes N]
+``--against REV`` also loads template-grids and ``baselines/arc_dsl`` as of git revision REV (into
+a temporary directory, under another package name), fits and times it the same way in the same
+process, prints the new / old CPU ratios and checks that every answer is identical.
+Run: python perf/arc_template.py [--version ARC-AGI-1] [--episodes N] [--max-nodes N] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,12 +39,33 @@ def timed(fn):
     return out, time.process_time() - c0, time.perf_counter() - w0
 
 
+def template_at(rev: str) -> type:
+    """``TemplateGrids`` as of git revision ``rev``: its files copied to a temporary package
+    (``arc_dsl_at_rev``), unregistered, so that both versions run side by side."""
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], check=True, capture_output=True,
+                                    text=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix="arc_template_"))
+    (tmp / "arc_dsl_at_rev").mkdir()
+    files = [f for f in git("ls-tree", "--name-only", rev, "baselines/arc_dsl/").split() if f.endswith(".py")]
+    for f in files + ["baselines/grid_template.py"]:
+        text = git("show", f"{rev}:{f}").replace("baselines.arc_dsl", "arc_dsl_at_rev")
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("@register_predictor"))
+        dest = tmp / "grid_template_at_rev.py" if f.endswith("grid_template.py") else tmp / "arc_dsl_at_rev" / Path(f).name
+        dest.write_text(text + "\n")
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("grid_template_at_rev").TemplateGrids
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", default="ARC-AGI-1")
     ap.add_argument("--episodes", type=int, default=10_000, help="first N evaluation tasks (default: all)")
     ap.add_argument("--max-nodes", type=int, default=None, help="template-grids max_nodes (default: its own)")
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="also time template-grids as of this git revision and check identical answers")
     a = ap.parse_args(argv)
+    Before = template_at(a.against) if a.against else None
     library()  # the v1 library is built once per process, outside the timings
     suite = get_suite("arc", version=a.version)
     pool = suite.pool()
@@ -49,6 +76,14 @@ def main(argv: list[str] | None = None) -> None:
     old, ofit_c, ofit_w = timed(lambda: TemplateGridsV1().fit(pool))
     preds, c_new, w_new = timed(lambda: new.predict(ev.batch))
     opreds, c_old, w_old = timed(lambda: old.predict(ev.batch))
+    if Before is not None:
+        before, bfit_c, bfit_w = timed(lambda: Before(**params).fit(pool))
+        bpreds, c_bef, w_bef = timed(lambda: before.predict(ev.batch))
+        same = sum(list(p) == list(q) and p.info["programs"] == q.info["programs"] for p, q in zip(preds, bpreds))
+        print(f"template-grids at {a.against}: fit {bfit_c:.1f} s CPU ({bfit_w:.1f} s wall), predict "
+              f"{c_bef:.1f} s CPU ({w_bef:.1f} s wall); now / then: fit {fit_c / max(bfit_c, 1e-9):.2f}x, "
+              f"predict {c_new / max(c_bef, 1e-9):.2f}x CPU (then / now {c_bef / max(c_new, 1e-9):.2f}x); "
+              f"identical answers and programs on {same} of {n} tasks")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"fit on {len(pool)} training tasks: template-grids {fit_c:.1f} s CPU ({fit_w:.1f} s wall), "
           f"v1 {ofit_c:.1f} s CPU ({ofit_w:.1f} s wall); pool tasks solved offline: "
