@@ -92,7 +92,8 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
                      lora: "BatchedLoRA | None" = None,
                      lora_index: Sequence[int] | None = None,
                      max_batch_tokens: int = 24576,
-                     margins: list | None = None, shared_prefix: bool = True) -> list[list[str]]:
+                     margins: list | None = None, shared_prefix: bool = True,
+                     pack: bool = True) -> list[list[str]]:
     """Greedy continuations for groups of prompts; each group's common token prefix runs once.
 
     Groups are answered in chunks of at most ``batch_rows`` prompts and ``max_batch_tokens``
@@ -108,7 +109,9 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
     near-ties).
     With ``shared_prefix`` (default) a Llama-style model's query rows read their group's prefix
     cache in place (:class:`_SharedPrefix`); other models, or ``shared_prefix=False``, copy the
-    prefix cache to every row and run the model's own forward.
+    prefix cache to every row and run the model's own forward. With ``pack`` (default; not with
+    ``lora``) that path's query pass computes projections and MLPs on real tokens only, not on
+    the left padding (the same answers; ``perf/llm_throughput.py --also-unpacked`` times both).
     """
     import torch
 
@@ -146,7 +149,7 @@ def generate_grouped(model: Any, tok: Any, groups: Sequence[Sequence[str]], max_
     with torch.no_grad():
         for chunk in chunks:
             texts, chunk_gaps = _generate_chunk(model, tok, chunk, max_new_tokens, stop, pad, dev, lora,
-                                                shared_prefix)
+                                                shared_prefix, pack)
             for (g, *_), t, m in zip(chunk, texts, chunk_gaps):
                 out[g] = [x.split("\n")[0] if stop_at_newline else x for x in t]
                 gaps[g] = m
@@ -169,7 +172,8 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad: int, dev: Any) -> tuple[Any, A
 
 
 def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, pad: int, dev: Any,
-                    lora: "BatchedLoRA | None", shared: bool = True) -> tuple[list[list[str]], list[list[float]]]:
+                    lora: "BatchedLoRA | None", shared: bool = True,
+                    pack: bool = True) -> tuple[list[list[str]], list[list[float]]]:
     import torch
 
     base = _decoder(model)
@@ -196,7 +200,7 @@ def _generate_chunk(model: Any, tok: Any, chunk: list, max_new: int, stop: set, 
         lora.rows = torch.tensor([groups[j] for j in row_group], device=dev)
     if shared:
         step: Any = _SharedPrefix(model, cache, prefix_mask.bool(), rg, ids.shape[1] + max_new,
-                                  pack=lora is None)
+                                  pack=pack and lora is None)
     else:
         step = _HFSteps(base, cache, rg, prefix_mask[rg])
     h = step.first(ids, smask, pos)

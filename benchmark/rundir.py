@@ -181,7 +181,8 @@ def _checked_text(path: Path, key: str | None = None) -> tuple[dict, str]:
 
 def _parse_rows(path: Path, body: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.StringIO(body), keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+        return pd.read_csv(io.StringIO(body), keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS,
+                           low_memory=False)  # one type per column, not per chunk of a long body
     except (ValueError, pd.errors.ParserError) as exc:
         raise DamagedCell(f"{path}: rows unreadable ({exc})") from None
 

@@ -10,7 +10,9 @@ process (``time.process_time``: with one thread, the work done, whatever else th
 wall time is printed too. The episodes are split into rounds and the two paths alternate, so a
 change of machine load affects both. ``--also-float32`` also runs the fast path in float32, which
 separates the effect of batching (answers should be identical) from that of bfloat16 (on a CPU
-without native bfloat16 the fast path is float32 already: the first line printed says which). Each
+without native bfloat16 the fast path is float32 already: the first line printed says which).
+``--also-unpacked`` also times smollm2-icl's fast path with its query pass unpacked (projections
+on the left padding too, as before packing) against the default, on the same episodes. Each
 comparison also prints the paired difference in exact match (fast - earlier, 95% interval over
 episodes), and for smollm2-icl how near to a tie greedy decoding was at every disagreement (the
 smallest top-two logit gap over the answer's tokens, and the share of all items that close).
@@ -80,6 +82,33 @@ def compare(label: str, old, new, suite, ev, rounds: int) -> dict:
             "rounds": bounds[1:]}
 
 
+class Unpacked:
+    """A fast-path predictor whose query pass also computes the left padding (``pack=False``)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def fit(self, pool):
+        self.inner.fit(pool)
+        return self
+
+    @property
+    def chosen_params_(self):
+        return {**self.inner.chosen_params_, "pack": False}
+
+    def predict(self, batch):
+        import functools
+
+        from baselines import hf_lm
+
+        orig = hf_lm.generate_grouped
+        hf_lm.generate_grouped = functools.partial(orig, pack=False)
+        try:
+            return self.inner.predict(batch)
+        finally:
+            hf_lm.generate_grouped = orig
+
+
 def near_ties(pred, batch, res: dict) -> None:
     """Where the two paths disagree, how close greedy decoding on the fast path came to a tie.
 
@@ -132,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
                          "rounded to the same bfloat16 values (up to float32 accumulation order), so "
                          "their agreement can be measured there; their speed cannot")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--also-unpacked", action="store_true",
+                    help="also time smollm2-icl's fast path with the query pass unpacked")
     ap.add_argument("--skip-lora", action="store_true")
     ap.add_argument("--also-float32", action="store_true",
                     help="also compare the fast path in float32 with the earlier path")
@@ -154,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.also_float32:
         compare("smollm2-icl, fast path in float32", SmolLM2InContext(**old_kw),
                 SmolLM2InContext(dtype="float32", **common), suite, ev, args.rounds)
+    if args.also_unpacked:
+        compare("smollm2-icl, fast path unpacked (earlier) vs packed",
+                Unpacked(SmolLM2InContext(dtype=args.dtype, **common)),
+                SmolLM2InContext(dtype=args.dtype, **common), suite, ev, args.rounds)
     if not args.skip_lora:
         ev = suite.episodes("novel", args.shots, args.lora_episodes, seed=0)
         lk = {"steps": args.lora_steps}
