@@ -102,7 +102,11 @@ class Renderer:
                 return _Fallback(self.pool.submit(fn, *args), fn, args)
             except RuntimeError:  # the pool broke: draw here from now on
                 self.workers, self.pool = 0, None
-        return _Done(fn(*args))
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
 
     def close(self) -> None:
         if self.pool is not None:
@@ -114,14 +118,6 @@ class Renderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 class _Fallback:

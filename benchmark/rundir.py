@@ -209,6 +209,8 @@ def read_cells(out: Path, cells: Sequence[Any]) -> pd.DataFrame:
         if path.exists():
             meta, body = _checked_text(path, cell.key)
             head, _, rows = body.partition("\n")
+            if rows and not rows.endswith("\n"):  # else its last row would run into the next file's
+                rows += "\n"
             loaded.append((len(loaded), path, meta, head, rows))
     if not loaded:
         return pd.DataFrame()
@@ -220,7 +222,7 @@ def read_cells(out: Path, cells: Sequence[Any]) -> pd.DataFrame:
         df = _parse_rows(items[0][1], head + "\n" + "".join(x[4] for x in items))
         counts = [x[2]["rows"] for x in items]
         if len(df) != sum(counts):  # a file whose row count is off: find and name it
-            for _, path, meta, head_, rows in items:
+            for _, path, meta, *_ in items:
                 read_cell_file(path, meta["key"])
             raise DamagedCell(f"{items[0][1].parent}: {len(df)} rows in {len(items)} cell files, "
                               f"their headers say {sum(counts)}")
