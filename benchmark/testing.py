@@ -314,6 +314,7 @@ def batch_target_fields(batch: EpisodeBatch, targets: Any = None) -> list[str]:
 
 # -- state snapshots (for the frozen-weights rule) -----------------------------------------------
 _SKIP_TYPES = (type, type(len), type(_close), type(math))
+_SCALARS = (str, bytes, int, float, complex, bool)
 
 
 def _tensor_digest(t: Any) -> str:
@@ -332,7 +333,7 @@ def state_snapshot(obj: Any, max_depth: int = 6, max_objects: int = 20000) -> di
     def walk(v: Any, path: str, depth: int) -> None:
         if len(seen) >= max_objects or id(v) in seen or v is None:
             return
-        if isinstance(v, (str, bytes, int, float, complex, bool)) or isinstance(v, _SKIP_TYPES):
+        if isinstance(v, _SCALARS) or isinstance(v, _SKIP_TYPES):
             return
         seen.add(id(v))
         if isinstance(v, np.ndarray):
@@ -349,12 +350,15 @@ def state_snapshot(obj: Any, max_depth: int = 6, max_objects: int = 20000) -> di
                 return
         if depth >= max_depth:
             return
+        # scalars are skipped before their path is formatted (a lookup table holds 10,000 of them)
         if isinstance(v, dict):
             for k, x in list(v.items()):
-                walk(x, f"{path}[{k!r}]", depth + 1)
+                if x is not None and not isinstance(x, _SCALARS):
+                    walk(x, f"{path}[{k!r}]", depth + 1)
         elif isinstance(v, (list, tuple)):
             for i, x in enumerate(v):
-                walk(x, f"{path}[{i}]", depth + 1)
+                if x is not None and not isinstance(x, _SCALARS):
+                    walk(x, f"{path}[{i}]", depth + 1)
         elif hasattr(v, "__dict__") and not callable(v):
             for k, x in list(vars(v).items()):
                 walk(x, f"{path}.{k}", depth + 1)

@@ -428,3 +428,19 @@ def test_strings_predictor_reading_task_ids_breaks_identity_invariance() -> None
 
     with pytest.raises(ConformanceError, match=r"^\[identity-invariant\]"):
         check_predictor(RuleFromId, "strings", shots=[0], episodes=3)
+
+
+def test_state_snapshot_digests_arrays_inside_containers_and_skips_scalars():
+    from benchmark.testing import state_snapshot
+
+    class P:
+        pass
+
+    p = P()
+    p.table_ = {f"k{i}": float(i) for i in range(1000)} | {"w": np.arange(3.0), "none": None}
+    p.layers_ = [1, "a", (np.ones(2), 2.0)]
+    snap = state_snapshot(p)
+    assert set(snap) == {"table_['w']", "layers_[2][0]"}
+    p.table_["w"][0] = 5.0
+    after = state_snapshot(p)
+    assert after["table_['w']"] != snap["table_['w']"] and after["layers_[2][0]"] == snap["layers_[2][0]"]

@@ -198,3 +198,17 @@ def test_task_family_is_hidden_from_predictors():
     pool = get_suite("linear-regression", pool_size=16, task_prior="sparse").pool()
     assert not {"task_prior", "task_scale", "sparsity"} & set(pool.params)
     assert pool.params["pool_size"] == 16
+
+
+def test_the_orthogonal_basis_is_computed_once_per_suite_and_cannot_be_changed():
+    suite = get_suite("linear-regression", pool_size="unlimited")
+    U = suite.orthogonal_basis()
+    assert suite.orthogonal_basis() is U and not U.flags.writeable
+    with pytest.raises(ValueError):
+        U[0, 0] = 1.0
+    # a fresh suite (no cache) draws the same novel-orthogonal episodes at every shot count
+    for shots in (0, 16):
+        a = suite.episodes("novel-orthogonal", shots, 5, seed=0)
+        b = get_suite("linear-regression", pool_size="unlimited").episodes("novel-orthogonal", shots, 5, seed=0)
+        np.testing.assert_array_equal(a.extra["weights"], b.extra["weights"])
+        np.testing.assert_array_equal(a.batch.support_x, b.batch.support_x)
