@@ -13,6 +13,7 @@ state: both import it, and it imports neither (no import cycle).
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import io
@@ -113,9 +114,31 @@ def _digest(meta: dict, body: str) -> str:
     return h.hexdigest()
 
 
+def _plain(t: Any) -> bool:
+    """A column type whose values ``to_csv`` writes as the csv writer writes the objects."""
+    if isinstance(t, np.dtype):
+        return t.kind in "iubO" or (t.kind == "f" and t.itemsize == 8)
+    return isinstance(t, pd.StringDtype)
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """``df.to_csv(index=False)``, the same text at half the cost on a cell's 100 rows: the same
+    csv writer, handed each value as an object (a float's repr is what ``to_csv`` writes)."""
+    if not isinstance(df.index, pd.RangeIndex) or df.columns.nlevels != 1 \
+            or any(not _plain(t) for t in df.dtypes):
+        return df.to_csv(index=False)  # what cells never hold (dates, categories): pandas' path
+    values = df.to_numpy(dtype=object, copy=True)  # a view when all columns are objects
+    values[pd.isna(values)] = ""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator=os.linesep, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([str(c) for c in df.columns])
+    writer.writerows(values)
+    return buf.getvalue()
+
+
 def encode_cell(cell: Any, df: pd.DataFrame, provenance: dict | None = None) -> str:
     """A cell file's text: the checksummed header line, then the rows as CSV."""
-    body = df.to_csv(index=False)
+    body = csv_text(df)
     prov = dict(provenance if provenance is not None else cell_provenance(cell))
     if "episode_hash" in df:  # what the cell scored: one hash over its episodes' content hashes
         prov["episodes_hash"] = hashlib.sha256(

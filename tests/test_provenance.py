@@ -461,3 +461,26 @@ def test_every_third_party_import_is_declared_and_every_requirement_used():
     assert used - required - extras == set()
     assert required - used == set(), "declared but never imported"
     assert "tomli" in required or "python_requires = >=3.11" in (ROOT / "setup.cfg").read_text()
+
+
+def test_cell_csv_text_is_what_pandas_writes():
+    import numpy as np
+
+    from benchmark.rundir import csv_text
+
+    odd = ['a,b', 'say "hi"', "two\nlines", "", None, float("nan"), "ü ✓", " lead", "x\r"]
+    n = len(odd)
+    df = pd.DataFrame({
+        "text": pd.array(odd[:4] + ["plain"] * (n - 4), dtype="str"),
+        "mixed": pd.Series(odd, dtype=object),
+        "objects": pd.Series([1, 2.5, True, None, np.float32(0.1), 1e-5, -0.0, "s", (1, 2)], dtype=object),
+        "floats": [0.1, 1e16, 1e-5, np.nan, np.inf, -np.inf, -0.0, 123456789012345680.0, 5e-324],
+        "ints": np.arange(n, dtype=np.int64) * 10 ** 12,
+        "bools": [True, False] * 4 + [True],
+    })
+    assert csv_text(df) == df.to_csv(index=False)
+    f32 = df.assign(floats=df["floats"].astype(np.float32))  # a type cells never hold: pandas' path
+    assert csv_text(f32) == f32.to_csv(index=False)
+    assert csv_text(df.iloc[:0]) == df.iloc[:0].to_csv(index=False)
+    one = pd.DataFrame({"status": ["ok", None]}, dtype=object)  # one object block: to_numpy is a view
+    assert csv_text(one) == one.to_csv(index=False) and one["status"].isna().iloc[1]
