@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -75,54 +75,86 @@ class Styler:
 class Renderer:
     """Draws figures in background processes while the report goes on computing its tables.
 
-    ``submit(fn, *args)`` returns something with ``.result()``: a future when at least two cores
-    are free for this process (one stays with the caller), else the figure drawn at once. A
-    worker that fails to start or dies is replaced by drawing in this process.
+    ``submit(fn, *args)`` returns something with ``.result()``: a figure a worker draws when at
+    least two cores are free for this process (one stays with the caller), else one drawn at
+    once. ``finish()`` draws here, newest first, what no worker has started (call it when the
+    caller has nothing else to do). A worker that fails to start or dies, or a function that
+    cannot be sent to one (a local function), is replaced by drawing in this process.
     """
 
-    def __init__(self, directions: dict[str, bool]):
+    def __init__(self, directions: dict[str, bool] | None = None):
         from benchmark.executors import available_cores
 
-        self.directions = dict(directions)
+        self.directions = dict(directions or {})
         self.workers = min(4, available_cores() - 1)
         self.pool = None
+        self.tasks: list[_Task] = []
 
-    def submit(self, fn, *args):
-        if self.workers >= 1 and self.pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+    def start(self, *warm: str) -> None:
+        """Start the drawing processes now, each calling the ``"module:function"`` hooks in
+        ``warm`` (imports the figures will need, done while this process reads its input)."""
+        if self.workers < 1 or self.pool is not None:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-            try:  # spawn: a forked child of a process with torch's thread pools can hang
-                self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
-                                                initializer=_worker_init, initargs=(self.directions,))
-            except OSError:
-                self.workers = 0
+        try:  # spawn: a forked child of a process with torch's thread pools can hang
+            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"))
+            for _ in range(self.workers):
+                self.pool.submit(_warm_up, warm)
+        except (OSError, RuntimeError):
+            self.workers, self.pool = 0, None
+
+    def submit(self, fn: Callable, *args) -> Any:
+        task = self._send(fn, args) if self.workers >= 1 and _sendable(fn, args) else None
+        return task or draw_now(fn, *args)
+
+    def _send(self, fn: Callable, args: tuple) -> _Task | None:
+        """``fn(*args)`` queued for a worker; None when the pool cannot take it (then drawn here)."""
+        self.start()
+        if self.pool is None:
+            return None
+        try:
+            task = _Task(self.pool.submit(_draw, self.directions, fn, args), fn, args)
+        except RuntimeError:  # the pool broke: draw here from now on
+            self.workers, self.pool = 0, None
+            return None
+        self.tasks.append(task)
+        return task
+
+    def finish(self) -> None:
+        """Draw here, newest first, the figures no worker has started: this core is free now."""
+        for task in reversed(self.tasks):
+            if not task.take_over():
+                break  # the queue is first in, first out: every older task has started too
+        self.tasks = []
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers once the figures being drawn are done (``wait``: wait for that);
+        those not started are dropped."""
+        self.tasks = []
         if self.pool is not None:
-            try:
-                return _Fallback(self.pool.submit(fn, *args), fn, args)
-            except RuntimeError:  # the pool broke: draw here from now on
-                self.workers, self.pool = 0, None
-        from concurrent.futures import Future
-
-        done: Future = Future()
-        done.set_result(fn(*args))
-        return done
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
+            self.pool.shutdown(wait=wait, cancel_futures=True)
             self.pool = None
 
     def __enter__(self) -> "Renderer":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(wait=exc_type is None)  # a failed report does not wait for its figures
 
 
-class _Fallback:
-    def __init__(self, future, fn, args):
+class _Task:
+    """A figure sent to a worker; drawn here instead when no worker has started it or the pool broke."""
+
+    def __init__(self, future, fn: Callable, args: tuple):
         self.future, self.fn, self.args = future, fn, args
+
+    def take_over(self) -> bool:
+        if not self.future.cancel():
+            return False
+        self.future = draw_now(self.fn, *self.args)
+        return True
 
     def result(self):
         from concurrent.futures.process import BrokenProcessPool
@@ -133,10 +165,52 @@ class _Fallback:
             return self.fn(*self.args)
 
 
-def _worker_init(directions: dict[str, bool]) -> None:
-    """A drawing process: the metric directions of the report's suites (no registry needed)."""
-    T.DIRECTIONS.update(directions)
-    T.higher_is_better.cache_clear()
+def draw_now(fn: Callable, *args):
+    """A completed future holding ``fn(*args)`` or its error (raised by ``.result()``, as a worker's is)."""
+    from concurrent.futures import Future
+
+    done: Future = Future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as exc:
+        done.set_exception(exc)
+    return done
+
+
+def _sendable(fn: Callable, args: tuple) -> bool:
+    """Whether a worker can be sent ``fn`` (and the functions among its arguments) by name."""
+    import pickle
+
+    try:
+        for f in (fn, *(a for a in args if callable(a))):
+            pickle.dumps(f)
+    except Exception:
+        return False
+    return True
+
+
+def _warm_up(hooks: Sequence[str]) -> None:
+    """A new drawing process: pyplot imported (by this module), then the caller's hooks."""
+    import importlib
+
+    for hook in hooks:
+        mod, name = hook.split(":")
+        getattr(importlib.import_module(mod), name)()
+
+
+def _draw(directions: dict[str, bool], fn: Callable, args: tuple):
+    """``fn(*args)`` in a drawing process, with the metric directions of the report's suites
+    (no registry needed to tell errors from scores)."""
+    if any(T.DIRECTIONS.get(k) != v for k, v in directions.items()):
+        T.DIRECTIONS.update(directions)
+        T.higher_is_better.cache_clear()
+    return fn(*args)
+
+
+def in_style(fn: Callable, *args):
+    """``fn(*args)`` with the report's figure style set first (for galleries, which draw their own)."""
+    _style()
+    return fn(*args)
 
 
 def _style() -> None:

@@ -72,17 +72,26 @@ def _predictor_order(df: pd.DataFrame) -> list[str]:
     return meta.sort_values(["r", "predictor"])["predictor"].tolist()
 
 
-def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
-    items = []
+def submit_galleries(df: pd.DataFrame, out: Path, renderer: F.Renderer) -> list[tuple[str, Any]]:
+    """Each suite's gallery, drawn by the renderer in the report's figure style: (suite, future)."""
+    pending = []
     for suite in suite_order(df):
         fn = gallery_hook(suite)
         if fn is None:
             continue
         gdir = out / "figures" / "gallery" / F.slug(suite)
         gdir.mkdir(parents=True, exist_ok=True)
+        pending.append((suite, renderer.submit(F.in_style, fn, df[df["suite"] == suite].copy(), gdir)))
+    return pending
+
+
+def gallery_items(pending: list[tuple[str, Any]]) -> list[dict]:
+    """The drawn galleries' files and captions; a broken gallery must not lose the rest of the report."""
+    items = []
+    for suite, future in pending:
         try:
-            got = fn(df[df["suite"] == suite].copy(), gdir) or []
-        except Exception as exc:  # a broken gallery must not lose the rest of the report
+            got = future.result() or []
+        except Exception as exc:
             warnings.warn(f"gallery of suite {suite!r} failed: {type(exc).__name__}: {exc}")
             items.append({"suite": suite, "error": f"{type(exc).__name__}: {exc}"})
             continue
@@ -94,7 +103,7 @@ def _gallery(df: pd.DataFrame, out: Path) -> list[dict]:
 
 def suite_order(df: pd.DataFrame) -> list[str]:
     """Suites in the order they first appear in the results (the order of the run's config)."""
-    return list(dict.fromkeys(df["suite"]))
+    return pd.unique(df["suite"]).tolist()
 
 
 @dataclass
@@ -126,6 +135,9 @@ class SectionContext:
     metric: str
     styler: Any
     all_results: pd.DataFrame
+    #: ``submit(figure_fn, *args)``: a figure drawn in the background; put what it returns in
+    #: ``Section.figures`` (the report waits for it). Drawn at once by default.
+    submit: Callable = F.draw_now
 
 
 #: suite name -> ``fn(results: DataFrame, ctx: SectionContext) -> list[Section]``
@@ -160,27 +172,52 @@ def section_hook(suite: str) -> Callable | None:
     return suite_hook(suite, SECTIONS, BUILTIN_SECTIONS, "report_sections")
 
 
-def suite_sections(df: pd.DataFrame, out: Path, metrics: dict, stylers: dict) -> list[Section]:
+def suite_sections(df: pd.DataFrame, out: Path, metrics: dict, stylers: dict,
+                   submit: Callable = F.draw_now) -> list[Section]:
     """Every suite's contributed sections, in the run's suite order; a provider that raises is
-    reported as a note and does not stop the report."""
+    reported as a note and does not stop the report. Figures they ``submit`` may still be being
+    drawn: :func:`drawn_sections` waits for them."""
     found: list[Section] = []
     for suite in suite_order(df):
         fn = section_hook(suite)
         if fn is None:
             continue
-        ctx = SectionContext(out, out / "figures", out / "tables", metrics[suite], stylers[suite], df)
+        ctx = SectionContext(out, out / "figures", out / "tables", metrics[suite], stylers[suite], df, submit)
         try:
             got = fn(df[df["suite"] == suite].copy(), ctx) or []
         except Exception as exc:
-            warnings.warn(f"report sections of suite {suite!r} failed: {type(exc).__name__}: {exc}")
-            got = [Section(f"{F.slug(suite)}-failed", f"{suite}: analysis",
-                           notes=[f"the suite's report section failed ({type(exc).__name__}: {exc})"])]
+            got = [_failed_section(suite, exc)]
         for sec in got:
             sec.suite = sec.suite or suite
             if any(x.id == sec.id for x in found):
                 sec.id = f"{sec.id}-{F.slug(suite)}"
             found.append(sec)
-    return found
+    return drawn_sections(found) if submit is F.draw_now else found
+
+
+def _failed_section(suite: str, exc: Exception) -> Section:
+    """What stands in for a suite's sections when its provider (or one of its figures) raised."""
+    warnings.warn(f"report sections of suite {suite!r} failed: {type(exc).__name__}: {exc}")
+    return Section(f"{F.slug(suite)}-failed", f"{suite}: analysis", suite=suite,
+                   notes=[f"the suite's report section failed ({type(exc).__name__}: {exc})"])
+
+
+def drawn_sections(sections: list[Section]) -> list[Section]:
+    """The sections with their submitted figures drawn (a figure that raised fails its section)."""
+    out = []
+    for sec in sections:
+        try:
+            figs = [f.result() if hasattr(f, "result") else f for f in sec.figures]
+        except Exception as exc:
+            out.append(_failed_section(sec.suite, exc))
+            continue
+        sec.figures = [f for f in figs if f]
+        out.append(sec)
+    return out
+
+
+#: what a drawing process imports while this one reads the runs (galleries load suites by name)
+WARM_UP = ("benchmark.registry:list_suites",)
 
 
 def build_report(runs: Sequence[Path], out: Path) -> Path:
@@ -188,54 +225,43 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     t0 = time.perf_counter()
     runs = [Path(r) for r in runs]
     out = Path(out)
-    df, manifests = T.load_runs(runs)
-    fig_dir, tab_dir = out / "figures", out / "tables"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    tab_dir.mkdir(parents=True, exist_ok=True)
-    for d in (fig_dir, tab_dir):  # a rebuilt report keeps no figure or table of an older one
-        for old in d.glob("*"):
-            if old.is_file() and old.suffix in (".png", ".svg", ".csv"):
-                old.unlink()
-    metrics = df.groupby("suite")["metric"].agg(lambda s: next((m for m in s if m), "score")).to_dict()
-    # colours are fixed per suite: few enough predictors there for each to get its own
-    stylers = {x: F.Styler(_predictor_order(df[df["suite"] == x])) for x in suite_order(df)}
+    with F.Renderer() as renderer:  # figures are drawn in the background while the tables are computed
+        renderer.start(*WARM_UP)
+        df, manifests = T.load_runs(runs)
+        fig_dir, tab_dir = _clean_dirs(out)
+        renderer.directions.update({x: T.higher_is_better(x) for x in suite_order(df)})
+        galleries = submit_galleries(df, out, renderer)
+        metrics = df.groupby("suite")["metric"].agg(lambda s: next((m for m in s if m), "score")).to_dict()
+        # colours are fixed per suite: few enough predictors there for each to get its own
+        stylers = {x: F.Styler(_predictor_order(df[df["suite"] == x])) for x in suite_order(df)}
 
-    curves = T.curves(df)
-    curves.to_csv(tab_dir / "curves.csv", index=False)
-    lb = T.leaderboard(df, manifests)
-    lb.to_csv(tab_dir / "leaderboard.csv", index=False)
-    fam = T.family_summary(lb)
-    fam.to_csv(tab_dir / "family_summary.csv", index=False)
-    gains = T.shot_gain(df, "novel")
-    gains.to_csv(tab_dir / "novel_gain.csv", index=False)
-    points = T.triad_points(df, gains)
-    points.to_csv(tab_dir / "triad_points.csv", index=False)
-    rows = answer_rows(df, lb, gains)
-    rows_frame(rows).to_csv(tab_dir / "answer.csv", index=False)
-
-    figs: dict[str, list[F.Figure]] = {"score_vs_shots": [], "triad_map": []}
-    renderer = F.Renderer({x: T.higher_is_better(x) for x in suite_order(df)})
-    pending = []  # drawn in the background while the sections and verdicts below are computed
-    for suite in suite_order(df):
-        for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
-            part = curves[(curves["suite"] == suite) & (curves["setting"] == setting)]
-            pending.append(renderer.submit(F.score_vs_shots, part, suite, setting, metrics[suite],
-                                           stylers[suite], fig_dir))
-    contributed = suite_sections(df, out, metrics, stylers)
-    for suite in [x for x in suite_order(df) if x in set(points["suite"])]:
-        f = F.triad_map(points, suite, stylers[suite], fig_dir)
-        if f:
-            figs["triad_map"].append(f)
-    verdict = verdicts(df, lb, gains)
-    if len(verdict) and "suite" in verdict:  # suites in the order the runs list them
-        rank = {x: i for i, x in enumerate(suite_order(df))}
-        verdict = verdict.sort_values("suite", key=lambda c: c.map(rank), kind="stable")
-        verdict = _beyond_from_answer(verdict, rows)
-    verdict.to_csv(tab_dir / "verdict.csv", index=False)
-    gallery = _gallery(df, out)
-    na = T.not_applicable(df, manifests)
-    with renderer:
-        figs["score_vs_shots"] = [f for f in (p.result() for p in pending) if f]
+        curves = T.curves(df)
+        curves.to_csv(tab_dir / "curves.csv", index=False)
+        pending = {"score_vs_shots": _submit_curves(df, curves, metrics, stylers, fig_dir, renderer)}
+        lb = T.leaderboard(df, manifests)
+        lb.to_csv(tab_dir / "leaderboard.csv", index=False)
+        fam = T.family_summary(lb)
+        fam.to_csv(tab_dir / "family_summary.csv", index=False)
+        gains = T.shot_gain(df, "novel")
+        gains.to_csv(tab_dir / "novel_gain.csv", index=False)
+        points = T.triad_points(df, gains)
+        points.to_csv(tab_dir / "triad_points.csv", index=False)
+        pending["triad_map"] = [renderer.submit(F.triad_map, points, suite, stylers[suite], fig_dir)
+                                for suite in suite_order(df) if suite in set(points["suite"])]
+        rows = answer_rows(df, lb, gains)
+        rows_frame(rows).to_csv(tab_dir / "answer.csv", index=False)
+        contributed = suite_sections(df, out, metrics, stylers, renderer.submit)
+        verdict = verdicts(df, lb, gains)
+        if len(verdict) and "suite" in verdict:  # suites in the order the runs list them
+            rank = {x: i for i, x in enumerate(suite_order(df))}
+            verdict = verdict.sort_values("suite", key=lambda c: c.map(rank), kind="stable")
+            verdict = _beyond_from_answer(verdict, rows)
+        verdict.to_csv(tab_dir / "verdict.csv", index=False)
+        na = T.not_applicable(df, manifests)
+        renderer.finish()
+        figs = {k: [f for f in (p.result() for p in v) if f] for k, v in pending.items()}
+        contributed = drawn_sections(contributed)
+        gallery = gallery_items(galleries)
     elapsed = time.perf_counter() - t0
 
     sections = core_sections(df, manifests, lb, fam, verdict, figs, contributed, gallery, na, out)
@@ -246,6 +272,29 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
     (out / "summary.md").write_text(render_markdown(manifests, view, sections, lb, figs, contributed, out),
                                     encoding="utf-8")
     return path
+
+
+def _clean_dirs(out: Path) -> tuple[Path, Path]:
+    """figures/ and tables/ under ``out``, without the figures and tables of an older report."""
+    fig_dir, tab_dir = out / "figures", out / "tables"
+    for d in (fig_dir, tab_dir):
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.glob("*"):
+            if old.is_file() and old.suffix in (".png", ".svg", ".csv"):
+                old.unlink()
+    return fig_dir, tab_dir
+
+
+def _submit_curves(df: pd.DataFrame, curves: pd.DataFrame, metrics: dict, stylers: dict, fig_dir: Path,
+                   renderer: F.Renderer) -> list:
+    """The score-vs-shots figures, one per suite setting, sent to the renderer."""
+    pending = []
+    for suite in suite_order(df):
+        for setting in T.setting_order(df.loc[df["suite"] == suite, "setting"]):
+            part = curves[(curves["suite"] == suite) & (curves["setting"] == setting)]
+            pending.append(renderer.submit(F.score_vs_shots, part, suite, setting, metrics[suite],
+                                           stylers[suite], fig_dir))
+    return pending
 
 
 def _beyond_from_answer(verdict: pd.DataFrame, rows: list) -> pd.DataFrame:

@@ -223,3 +223,53 @@ def test_figures_drawn_in_background_processes_equal_those_drawn_here(tmp_path, 
                          "mse", styler, out).result()
         got[cores] = (fig.title, fig.caption, fig.csv.read_text(), fig.png.exists(), fig.svg.exists())
     assert got[1] == got[2] and got[1][3:] == (True, True)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_figures_no_worker_has_started_are_drawn_here_newest_first(monkeypatch):
+    """Renderer.finish: the caller's core is free, so it takes back what the worker has not begun
+    (the newest first); a function that cannot be sent to a worker is drawn here at once."""
+    import os
+
+    from benchmark import executors
+    from benchmark import figures as F
+
+    monkeypatch.setattr(executors, "available_cores", lambda: 2)
+    with F.Renderer() as r:
+        r.start()
+        tasks = [r.submit(_pid) for _ in range(8)]
+        r.finish()
+        pids = [t.result() for t in tasks]
+        assert r.submit(lambda: os.getpid()).result() == os.getpid()
+    here = [p == os.getpid() for p in pids]
+    assert here[-1] and sum(here) >= 4  # at most the few the pool had queued went to the worker
+    assert here == sorted(here)  # taken back from the newest
+
+
+def test_gallery_drawn_in_a_background_process_equals_the_one_drawn_here(tmp_path, monkeypatch):
+    """The ARC gallery through the report's Renderer: the same PNG bytes from a worker as here."""
+    from benchmark import arc_gallery, executors
+    from benchmark import figures as F
+    from benchmark.suites.arc import load_version
+
+    tid, task = next(iter(load_version("ARC-AGI-1")[1].items()))
+    expected = np.asarray(task.test[0][1]).tolist()
+    wrong = [[(v + 1) % 10 for v in row] for row in expected]
+    df = pd.DataFrame([{"suite": "arc", "split": "novel", "suite_config": json.dumps({"version": "ARC-AGI-1"}),
+                        "task_id": tid, "status": "ok", "predictor": p, "score": s,
+                        "prediction": json.dumps([att]), "info": ""}
+                       for p, s, att in (("solver", 1.0, [expected]), ("guesser", 0.0, [wrong, expected]))])
+    got = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(executors, "available_cores", lambda cores=cores: cores)
+        with F.Renderer() as r:
+            future = r.submit(F.in_style, arc_gallery.draw_gallery, df, tmp_path / str(cores))
+            paths = future.result()
+            assert (r.workers, isinstance(future, F._Task)) == (cores - 1, cores == 2)
+        got[cores] = [(p.name, p.read_bytes()) for p in paths]
+    assert len(got[1]) == 1 and got[1] == got[2]

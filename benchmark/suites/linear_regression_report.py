@@ -39,15 +39,12 @@ def report_sections(results: pd.DataFrame, ctx) -> list:
     if len(cards):
         cards.to_csv(ctx.tab_dir / "checkpoints.csv", index=False)
     note = steps_note(cards)
-    figs, notes = [], []
-    f = F.transition(trans, SUITE, ctx.metric, ctx.styler, ctx.fig_dir, note)
-    if f:
-        figs.append(f)
+    notes = []  # the figures are drawn in the background (ctx.submit); the report waits for them
+    figs = [ctx.submit(F.transition, trans, SUITE, ctx.metric, ctx.styler, ctx.fig_dir, note)]
     subject = "icl-transformer" if "icl-transformer" in set(results["predictor"]) else None
     dist = T.prediction_distance(results, SUITE, subject) if subject else pd.DataFrame()
-    f = F.distance(dist, SUITE, ctx.fig_dir, note)
-    if f:
-        figs.append(f)
+    if not dist.empty:  # F.distance draws nothing for an empty table
+        figs.append(ctx.submit(F.distance, dist, SUITE, ctx.fig_dir, note))
     elif subject is None:
         notes.append(f"{SUITE}: no icl-transformer results, so the distance-to-dMMSE/ridge "
                      "comparison is not drawn.")
