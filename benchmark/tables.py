@@ -479,8 +479,35 @@ def shot_gain(df: pd.DataFrame, split: str = "novel") -> pd.DataFrame:
                                        "score_from", "score_to", "gain", "lo", "hi", "paired"] + CLAIM_COLS)
 
 
-def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, split: str = "novel",
-                    value: str = "score") -> pd.DataFrame:
+def _pair_columns(df: pd.DataFrame, value: str = "score") -> list[str]:
+    """The columns a pairing needs: a run's rows have dozens, and every filter copies them all."""
+    return [c for c in dict.fromkeys(("ep", *PAIR_KEY, "task_id", "predictor", "shots", "status", "score",
+                                      value)) if c in df]
+
+
+class ScoredRows:
+    """A frame's scored rows (the columns a pairing needs), split once by suite, setting, split
+    and predictor: many paired comparisons of one setting look their rows up here instead of
+    filtering the whole frame each time. Pass it where :func:`paired_episodes` takes ``df``."""
+
+    KEY = ["suite", "setting", "split", "predictor"]
+
+    def __init__(self, df: pd.DataFrame, value: str = "score"):
+        cols = _pair_columns(df, value)
+        ok = ok_rows(df[list(dict.fromkeys(cols + self.KEY))])
+        self.where = ok.groupby(self.KEY, sort=False, observed=True).indices
+        self.ok = ok[cols]
+
+    def pair(self, a: str, b: str, suite: str, setting: str, split: str) -> pd.DataFrame:
+        """The rows of ``a`` and ``b`` in one suite setting and split, in the frame's order."""
+        found = [self.where.get((suite, setting, split, p)) for p in dict.fromkeys((a, b))]
+        found = [f for f in found if f is not None]
+        pos = np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.intp)
+        return self.ok.iloc[pos]
+
+
+def paired_episodes(df: pd.DataFrame | ScoredRows, a: str, b: str, suite: str, setting: str,
+                    split: str = "novel", value: str = "score") -> pd.DataFrame:
     """Per episode scored by both ``a`` and ``b``: their means over the *same* shot counts.
 
     Episodes are identical when their suite configuration, seed, split and episode id agree (the
@@ -488,17 +515,22 @@ def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, 
     counts when the suite has only 0), and an episode counts only if both have every count of that
     grid. Columns: ep, task_id, a, b; ``attrs["shots"]`` holds the grid.
     """
-    # only the columns needed: a run's rows have dozens, and every filter below copies them all
-    cols = [c for c in dict.fromkeys(("ep", *PAIR_KEY, "task_id", "predictor", "shots", "status", "score",
-                                      value)) if c in df]
-    ok = ok_rows(df.loc[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)
-                        & df["predictor"].isin([a, b]), cols])
+    if isinstance(df, ScoredRows):
+        ok = df.pair(a, b, suite, setting, split)
+    else:
+        cols = _pair_columns(df, value)
+        ok = ok_rows(df.loc[(df["suite"] == suite) & (df["setting"] == setting) & (df["split"] == split)
+                            & df["predictor"].isin([a, b]), cols])
     pk = ["ep"] if "ep" in ok else PAIR_KEY
     if ok.empty:
         return pd.DataFrame(columns=pk + ["task_id", "a", "b"])
     if ok["shots"].max() > 0:
         ok = ok[ok["shots"] >= 1]
     grid = sorted(set(ok.loc[ok["predictor"] == a, "shots"]) & set(ok.loc[ok["predictor"] == b, "shots"]))
+    if pk == ["ep"] and a != b:
+        out = _paired_means(ok, a, b, grid, value)
+        out.attrs["shots"] = grid
+        return out
     ok = ok[ok["shots"].isin(grid)].drop_duplicates(pk + ["predictor", "shots"])
     wide = ok.set_index(pk + ["predictor", "shots"])[value].unstack(["predictor", "shots"])
     need = [(p, k) for p in (a, b) for k in grid]
@@ -516,7 +548,39 @@ def paired_episodes(df: pd.DataFrame, a: str, b: str, suite: str, setting: str, 
     return out
 
 
-def paired_comparison(df: pd.DataFrame, a: str, b: str, suite: str, setting: str,
+def _paired_means(ok: pd.DataFrame, a: str, b: str, grid: list, value: str) -> pd.DataFrame:
+    """:func:`paired_episodes` of two predictors on the integer episode key, in arrays: per
+    episode (ascending) with every shot of ``grid`` scored by both, each one's mean over the grid
+    (the first row where an episode, predictor and shot count repeat). The same numbers as
+    pivoting the frame, which cost most of the report's hundreds of comparisons."""
+    empty = pd.DataFrame(columns=["ep", "task_id", "a", "b"])
+    pred = ok["predictor"].to_numpy(dtype=object)
+    shots = ok["shots"].to_numpy()
+    col = np.searchsorted(np.asarray(grid, dtype=shots.dtype), shots) if grid else np.zeros(len(ok), int)
+    sel = np.isin(shots, grid) & ((pred == a) | (pred == b))
+    if not sel.any():
+        return empty
+    ep = ok["ep"].to_numpy()[sel]
+    col, who = col[sel], (pred[sel] == b).astype(np.int64)  # 0: a, 1: b
+    score = ok[value].to_numpy(dtype=float)[sel]
+    eps, first, row = np.unique(ep, return_index=True, return_inverse=True)
+    g = len(grid)
+    cell = (row * 2 + who) * g + col
+    _, keep = np.unique(cell, return_index=True)  # the first row of each cell, as drop_duplicates
+    has = np.zeros((2, g), bool)
+    has[who, col] = True
+    if not has.all():
+        return empty  # some predictor and shot count has no row at all
+    wide = np.full(len(eps) * 2 * g, np.nan)
+    wide[cell[keep]] = score[keep]
+    wide = wide.reshape(len(eps), 2, g)
+    full = ~np.isnan(wide).any(axis=(1, 2))
+    tids = ok["task_id"].to_numpy(dtype=object)[sel][first] if "task_id" in ok else np.full(len(eps), "")
+    return pd.DataFrame({"ep": eps[full], "task_id": tids[full],
+                         "a": wide[full, 0].sum(axis=1) / g, "b": wide[full, 1].sum(axis=1) / g})
+
+
+def paired_comparison(df: pd.DataFrame | ScoredRows, a: str, b: str, suite: str, setting: str,
                       split: str = "novel") -> dict | None:
     """mean(score_a - score_b) over identical episodes and shot counts (:func:`paired_episodes`),
     signed so positive = a better; None when they share no episode."""

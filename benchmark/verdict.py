@@ -60,7 +60,7 @@ def _best(g: pd.DataFrame, suite: str) -> str | None:
     return str(g.loc[i, "predictor"])
 
 
-def _comparison(df: pd.DataFrame, pred: str, other: str | None, role: str, key: str, suite: str,
+def _comparison(df: pd.DataFrame | T.ScoredRows, pred: str, other: str | None, role: str, key: str, suite: str,
                 setting: str, unit: str) -> tuple[str, dict]:
     if other is None:
         return f"No {role} was scored here, so there is nothing to compare with.", {}
@@ -99,11 +99,10 @@ def verdicts(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = No
     meta = df.groupby("predictor").agg(family=("family", "first"),
                                        updates_weights=("updates_weights", "first"))
     rows = []
-    novel = T.ok_rows(df[df["split"] == "novel"])
+    novel = T.ScoredRows(df[df["split"] == "novel"])  # split once for all the comparisons below
     scored = lb[(lb["split"] == "novel") & (lb["status"] == "ok")]
     for (suite, setting), g in scored.groupby(["suite", "setting"], sort=False):
         unit = "score" if T.higher_is_better(suite) else "error"
-        sub = novel[(novel["suite"] == suite) & (novel["setting"] == setting)]
         tmpl = best_template(lb, suite, setting)
         ref = reference_learner(lb, suite, setting)
         for pred in g["predictor"]:
@@ -146,7 +145,7 @@ def verdicts(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None = No
             for other, role, key in ((tmpl, "best template predictor", "template"),
                                      (ref, "reference learner", "reference")):
                 rec[f"vs_{key}"] = other
-                text, nums = _comparison(sub, pred, other, role, key, suite, setting, unit)
+                text, nums = _comparison(novel, pred, other, role, key, suite, setting, unit)
                 parts.append(text)
                 rec.update(nums)
             if fam == "template":

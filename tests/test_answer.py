@@ -233,3 +233,66 @@ def test_a_shifted_task_family_counts_as_out_of_the_templates_reach():
     assert template_unreachable("linear-regression", "novel", shifted)
     assert not template_unreachable("linear-regression", "novel", _group("pool_size=256, task_prior=gaussian"))
     assert _group("kind=constructed") == "constructed"
+
+
+def _by_episode(pe: pd.DataFrame, keys: pd.DataFrame | None = None) -> dict:
+    """paired_episodes' rows keyed by episode (the PAIR_KEY tuple), whichever key it used."""
+    if keys is not None:
+        pe = pe.merge(keys, on="ep")
+    return {tuple(r[T.PAIR_KEY]): (r["task_id"], r["a"], r["b"]) for _, r in pe.iterrows()}
+
+
+def test_paired_episodes_in_arrays_equal_the_pivot_of_the_frame():
+    """The integer-key path (arrays) and the text-key path (a pandas pivot) pair the same episodes
+    with bit-identical means, through a ScoredRows index too: repeated rows, missing shot counts,
+    failed rows, shot grids up to 16 (sums beyond 8 terms are pairwise, as the pivot's)."""
+    rng = np.random.default_rng(3)
+    paired = {1: 0, 4: 0, 16: 0}
+    for trial in range(40):
+        top = int(rng.choice([1, 4, 16]))
+        grid = pd.MultiIndex.from_product([["novel", "ood"], ["a", "b", "c"], range(top + 1), range(12)],
+                                          names=["split", "predictor", "shots", "e"]).to_frame(index=False)
+        d = grid[rng.random(len(grid)) > 0.005]  # a few gaps
+        d = pd.concat([d, d.sample(frac=0.05, random_state=trial)]).sample(frac=1.0, random_state=trial)  # repeats
+        m = len(d)
+        d = d.assign(suite=SUITE, setting="", suite_config="{}", seed=0, episode_id=d["e"].astype(str),
+                     status=rng.choice(["ok"] * 300 + ["error"], m),
+                     score=np.where(rng.random(m) < 0.002, np.nan, rng.normal(size=m) * 1e3)).drop(columns="e")
+        d["task_id"] = "t" + (d["episode_id"].astype(int) % 4).astype(str)
+        d["ep"] = d.groupby(T.PAIR_KEY, sort=False).ngroup()
+        keys = d[["ep"] + T.PAIR_KEY].drop_duplicates("ep")
+        for a, b in (("a", "b"), ("b", "a"), ("a", "c")):
+            fast = T.paired_episodes(d, a, b, SUITE, "")
+            pivot = T.paired_episodes(d.drop(columns="ep"), a, b, SUITE, "")
+            indexed = T.paired_episodes(T.ScoredRows(d), a, b, SUITE, "")
+            assert fast.attrs["shots"] == pivot.attrs["shots"] == indexed.attrs["shots"]
+            assert list(fast.columns) == ["ep", "task_id", "a", "b"] and fast["ep"].is_monotonic_increasing
+            assert _by_episode(fast, keys) == _by_episode(pivot) == _by_episode(indexed, keys)
+            paired[top] += len(fast)
+    assert min(paired.values()) > 50
+
+
+def test_prediction_distances_in_arrays_equal_row_by_row():
+    """answer._distance: flat numeric rows averaged in one array operation give the numbers the
+    row-by-row loop gave; text answers count disagreements; unparsable or unequal rows are NaN."""
+    import warnings
+
+    from benchmark.answer import _distance
+
+    rng = np.random.default_rng(4)
+    pa, pb = [], []
+    for i in range(300):
+        n = int(rng.choice([4, 16]))
+        x, y = rng.normal(size=n) * 10.0 ** rng.uniform(-6, 6), rng.normal(size=n)
+        x[rng.random(n) < 0.1] = np.nan
+        pa.append(x.tolist())
+        pb.append(y.tolist())
+    pa += [["ab", "c"], [[1, 2], [3, 4]], [1.0, 2.0], None, [], [float("nan")] * 4]
+    pb += [["ab", "d"], [[1, 2], [3, 5]], [1.0], [1.0], [], [1.0] * 4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = [float(np.nanmean((np.asarray(a) - np.asarray(b)) ** 2)) / 4.0 for a, b in zip(pa[:300], pb[:300])]
+    got = _distance(pa, pb, 4.0)
+    assert np.array_equal(got[:300], np.array(expected), equal_nan=True)
+    assert got[300] == 0.5 and got[301] == pytest.approx(0.25 / 4.0)
+    assert np.isnan(got[302:]).all()
