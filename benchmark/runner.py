@@ -20,10 +20,11 @@ import pandas as pd
 
 from benchmark.contamination import NOVEL_SPLITS, ContaminationError, audit
 from benchmark.predictor import NotApplicable
-from benchmark.seeding import content_hash, run_secret
+from benchmark.seeding import content_hash, row_hashes, run_secret
 from benchmark.registry import plugins, predictor_class, suite_class
 from benchmark.rundir import (RunLock, cell_path, check_cells, describe_redo, prepare,  # noqa: F401
-                              read_cell, read_cells, remove_temporary, write_atomic, write_cell)
+                              read_cell, read_cells, read_cells_and_text, remove_temporary,
+                              write_atomic, write_cell)
 
 RESULT_COLUMNS = ["suite", "split", "predictor", "family", "updates_weights", "shots", "task_id",
                   "episode_id", "seed", "metric", "score", "status", "error", "prediction",
@@ -523,9 +524,12 @@ def _hash_item(v: Any) -> Any:
 def episode_hashes(ev: Any) -> dict[str, str]:
     """{episode id: hash of its demonstrations, queries and targets} (what merging compares)."""
     b = ev.batch
+    fields = [row_hashes(f) if isinstance(f, np.ndarray) and f.ndim >= 2 else None
+              for f in (b.support_x, b.support_y, b.query_x, ev.targets)]  # same digests, batched
     out = {}
     for j, eid in enumerate(ev.episode_ids):
-        parts = [_hash_item(f[j]) for f in (b.support_x, b.support_y, b.query_x, ev.targets)]
+        parts = [h[j] if h is not None else _hash_item(f[j])
+                 for h, f in zip(fields, (b.support_x, b.support_y, b.query_x, ev.targets))]
         out[str(eid)] = content_hash(repr(parts))[:16]
     return out
 
@@ -620,13 +624,14 @@ def _run_locked(cfg: dict, out: Path, cells: list[Cell], skipped: list[dict], pr
         bar.close()
         ex.close()
     report_failures(out, failed_cells)
-    results = read_cells(out, cells)
+    results, text = read_cells_and_text(out, cells)
     if results.empty:
         results = pd.DataFrame(columns=RESULT_COLUMNS)
+        text = results.to_csv(index=False)
     for col in ("error", "prediction", "task_id", "episode_id", "episode_hash", "info"):
         if col in results:
             results[col] = results[col].fillna("")
-    write_atomic(out / "results.csv", results.to_csv(index=False))
+    write_atomic(out / "results.csv", text)  # the cells' own text, merged (see read_cells_and_text)
     missing = [c.key for c in cells if not cell_path(out, c).exists()]
     timings = {}
     if len(results):

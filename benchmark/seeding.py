@@ -95,3 +95,22 @@ def content_hash(*arrays: object) -> str:
             h.update(repr(a).encode())
         h.update(b"|")
     return h.hexdigest()
+
+
+def row_hashes(a: np.ndarray) -> list[str]:
+    """``[content_hash(a[j]) for j in range(len(a))]`` for an array of 2 or more dimensions, the
+    same digests with the per-call work done once (a cell hashes 400 rows of its episodes)."""
+    a = np.ascontiguousarray(a)
+    if a.ndim < 2 or a.dtype.kind == "O":
+        return [content_hash(x) for x in a]
+    name = _DTYPE_NAMES.get(a.dtype)
+    if name is None:
+        name = _DTYPE_NAMES[a.dtype] = str(a.dtype).encode()
+    head = hashlib.blake2b(name + str(a.shape[1:]).encode(), digest_size=16)
+    out = []
+    for row in a:
+        h = head.copy()
+        h.update(row.tobytes())
+        h.update(b"|")
+        out.append(h.hexdigest())
+    return out

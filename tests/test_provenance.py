@@ -484,3 +484,47 @@ def test_cell_csv_text_is_what_pandas_writes():
     assert csv_text(df.iloc[:0]) == df.iloc[:0].to_csv(index=False)
     one = pd.DataFrame({"status": ["ok", None]}, dtype=object)  # one object block: to_numpy is a view
     assert csv_text(one) == one.to_csv(index=False) and one["status"].isna().iloc[1]
+
+
+def test_merged_results_text_parses_to_the_merged_rows(tmp_path):
+    """results.csv is made from the cells' own text: full, prefix and reordered column layouts."""
+    import io
+    from types import SimpleNamespace
+
+    from benchmark.rundir import TEXT_COLUMNS, read_cells, read_cells_and_text, write_cell
+
+    out = tmp_path / "run"
+    frames = {
+        "a": pd.DataFrame({"cell": ["a"] * 2, "prediction": ["1", "x\ny"], "score": [0.5, 1.0],
+                           "pool_size": [4, 4], "d": [8, 8]}),
+        "c": pd.DataFrame({"cell": ["c"] * 3, "prediction": ['say "hi"\n\n"', "p,q", ""],
+                           "score": [0.1, float("nan"), 2.0]}),  # a prefix of a's columns
+        "b": pd.DataFrame({"cell": ["b"], "version": ["ARC-AGI-1"], "score": [0.25],
+                           "prediction": ["[[1, 2]]"]}),  # another order, a new column
+    }
+    cells = [SimpleNamespace(key=k, provenance="") for k in ("a", "c", "b", "a2")]
+    frames["a2"] = frames["a"].assign(cell="a2", d=16)
+    (out / "cells").mkdir(parents=True)
+    for c in cells:
+        write_cell(out, c, frames[c.key])
+    merged, text = read_cells_and_text(out, cells)
+    assert merged.equals(read_cells(out, cells))
+    kw = dict(keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+    assert pd.read_csv(io.StringIO(text), **kw).equals(pd.read_csv(io.StringIO(merged.to_csv(index=False)), **kw))
+    rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    assert list(rows["d"]) == ["8", "8", "", "", "", "", "16", "16"]  # as the cells wrote them, not 8.0
+    assert list(rows["prediction"])[:5] == ["1", "x\ny", 'say "hi"\n\n"', "p,q", ""]
+    assert list(rows["version"]) == [""] * 5 + ["ARC-AGI-1", "", ""]
+
+
+def test_row_hashes_equal_content_hash_of_each_row():
+    import numpy as np
+
+    from benchmark.seeding import content_hash, row_hashes
+
+    rng = np.random.default_rng(0)
+    for a in (rng.standard_normal((5, 3, 2)), rng.standard_normal((4, 6)).astype(np.float32),
+              rng.integers(0, 9, (3, 2)), np.zeros((0, 4)), rng.standard_normal((6, 4))[::2, 1:],
+              np.array([[1, "a"], [2, "b"]], dtype=object)):
+        assert row_hashes(a) == [content_hash(x) for x in a]
+    assert row_hashes(np.arange(3.0)) == [content_hash(x) for x in np.arange(3.0)]  # scalars
