@@ -269,11 +269,10 @@ def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None =
     """The answer section's rows, claims decided under Holm across all of them."""
     gains = T.shot_gain(df, "novel") if gains is None else gains
     meta = _meta(df)
-    ok = T.ok_rows(df)
+    lean = df[[c for c in dict.fromkeys(ANSWER_COLUMNS) if c in df]]
     # each setting's rows split once: filtering the whole run's rows again for every comparison
     # took most of the report
-    ok_at, all_at = _by_setting(ok), _by_setting(df)
-    lean = df[[c for c in ("predictor", "status", "weights_unchanged") if c in df]]
+    ok_at, all_at = _by_setting(T.ok_rows(lean)), _by_setting(lean)
     rows: list[Row] = []
     leg3: dict[str, tuple[str, str]] = {}
     for suite in pd.unique(df["suite"]).tolist():
@@ -346,6 +345,11 @@ def answer_rows(df: pd.DataFrame, lb: pd.DataFrame, gains: pd.DataFrame | None =
     for r in rows:
         r.rule, r.conclusion = conclude(r)
     return rows
+
+
+#: the columns the answer reads (a run's rows have dozens, and splitting them by setting copies them)
+ANSWER_COLUMNS = (*T.PAIR_KEY, "ep", "setting", "predictor", "family", "shots", "task_id", "status", "score",
+                  "prediction", "d", "weights_unchanged")
 
 
 def _by_setting(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:

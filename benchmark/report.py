@@ -238,7 +238,8 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
         curves = T.curves(df)
         curves.to_csv(tab_dir / "curves.csv", index=False)
         pending = {"score_vs_shots": _submit_curves(df, curves, metrics, stylers, fig_dir, renderer)}
-        lb = T.leaderboard(df, manifests)
+        na = T.not_applicable(df, manifests)
+        lb = T.leaderboard(df, manifests, na)
         lb.to_csv(tab_dir / "leaderboard.csv", index=False)
         fam = T.family_summary(lb)
         fam.to_csv(tab_dir / "family_summary.csv", index=False)
@@ -257,7 +258,6 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
             verdict = verdict.sort_values("suite", key=lambda c: c.map(rank), kind="stable")
             verdict = _beyond_from_answer(verdict, rows)
         verdict.to_csv(tab_dir / "verdict.csv", index=False)
-        na = T.not_applicable(df, manifests)
         renderer.finish()
         figs = {k: [f for f in (p.result() for p in v) if f] for k, v in pending.items()}
         contributed = drawn_sections(contributed)

@@ -310,15 +310,22 @@ def common_shot_grid(pos: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     group = [c for c in by if c != "predictor"]
     if pos.empty:
         return pos.assign(shots_used="")
-    grids = pos.groupby(by, observed=True)["shots"].agg(lambda x: frozenset(x.tolist()))
+    groups = pos.groupby(by, observed=True)
+    grids = groups["shots"].agg(lambda x: frozenset(x.tolist()))
     common = grids.groupby(level=group, observed=True).agg(lambda s: frozenset.intersection(*s))
     own = grids.rename("own").reset_index()
     own = own.merge(common.rename("common").reset_index(), on=group)
     own["grid"] = [c if len(c) else o for o, c in zip(own["own"], own["common"])]
     own["shots_used"] = own["grid"].map(shot_label)
-    m = pos.merge(own[by + ["grid", "shots_used"]], on=by, how="left")
-    keep = [k in g for k, g in zip(m["shots"], m["grid"])]
-    return m[keep].drop(columns=["grid"])
+    # each row's group by number (the groups in grids' sorted order): a lookup table, not a merge
+    gid = groups.ngroup().to_numpy()
+    if (gid < 0).any():
+        raise ValueError(f"common_shot_grid: rows with a missing {'/'.join(by)}")
+    values = np.unique(pos["shots"].to_numpy())
+    in_grid = np.array([[v in g for v in values] for g in own["grid"]], dtype=bool).reshape(len(own), -1)
+    m = pos.reset_index(drop=True)
+    m["shots_used"] = pd.array(own["shots_used"].to_numpy()[gid], dtype=own["shots_used"].dtype)
+    return m[in_grid[gid, np.searchsorted(values, m["shots"].to_numpy())]]
 
 
 def status_counts(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -335,7 +342,8 @@ def not_applicable(df: pd.DataFrame, manifests: Sequence[dict]) -> pd.DataFrame:
             rows.append({"suite": s.get("suite", ""), "suite_config": s.get("suite_config", ""),
                          "predictor": s.get("predictor", ""), "reason": s.get("reason", "")})
     sk = df[df["status"] == "skipped"]
-    scored = set(map(tuple, ok_rows(df)[["suite", "suite_config", "predictor"]].drop_duplicates().values))
+    scored = set(map(tuple, ok_rows(df[["suite", "suite_config", "predictor", "status", "score"]])[
+        ["suite", "suite_config", "predictor"]].drop_duplicates().values))
     for (suite, cfg, pred), g in sk.groupby(["suite", "suite_config", "predictor"]):
         if (suite, cfg, pred) not in scored:
             rows.append({"suite": suite, "suite_config": cfg, "predictor": pred,
@@ -350,11 +358,13 @@ def not_applicable(df: pd.DataFrame, manifests: Sequence[dict]) -> pd.DataFrame:
     return na
 
 
-def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFrame:
+def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = (),
+                na: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per suite, setting, split and predictor: mean over shots >= 1 and at the largest shot count.
 
     Suites scored at one shot count only (e.g. ARC) get that count in both columns. Predictors
     that were not applicable get a row with ``status`` "not applicable" (shown as n/a) and the reason, never a score.
+    ``na``: :func:`not_applicable` of the same rows and manifests, where the caller has it already.
     """
     ok = ok_rows(df)
     by = ["suite", "setting", "split", "predictor"]
@@ -379,7 +389,7 @@ def leaderboard(df: pd.DataFrame, manifests: Sequence[dict] = ()) -> pd.DataFram
     lb = lb.merge(status_counts(df, by), on=by, how="left").merge(meta, on="predictor", how="left")
     lb["status"] = "ok"
     lb["reason"] = ""
-    na = not_applicable(df, manifests)
+    na = not_applicable(df, manifests) if na is None else na
     if len(na):
         splits = df.groupby(["suite", "setting"])["split"].unique()
         extra = []
