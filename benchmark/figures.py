@@ -77,18 +77,24 @@ class Renderer:
 
     ``submit(fn, *args)`` returns something with ``.result()``: a figure a worker draws when at
     least two cores are free for this process (one stays with the caller), else one drawn at
-    once. ``finish()`` draws here, newest first, what no worker has started (call it when the
+    once. A worker is handed the oldest waiting figure only when it is free, so that
+    ``finish()`` can draw here, newest first, every figure no worker has begun (call it when the
     caller has nothing else to do). A worker that fails to start or dies, or a function that
     cannot be sent to one (a local function), is replaced by drawing in this process.
     """
 
     def __init__(self, directions: dict[str, bool] | None = None):
+        import threading
+        from collections import deque
+
         from benchmark.executors import available_cores
 
         self.directions = dict(directions or {})
         self.workers = min(4, available_cores() - 1)
         self.pool = None
-        self.tasks: list[_Task] = []
+        self.waiting: deque[_Task] = deque()
+        self.changed = threading.Condition()
+        self.closed = False
 
     def start(self, *warm: str) -> None:
         """Start the drawing processes now, each calling the ``"module:function"`` hooks in
@@ -96,43 +102,83 @@ class Renderer:
         if self.workers < 1 or self.pool is not None:
             return
         import multiprocessing
+        import threading
         from concurrent.futures import ProcessPoolExecutor
 
         try:  # spawn: a forked child of a process with torch's thread pools can hang
             self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"))
-            for _ in range(self.workers):
-                self.pool.submit(_warm_up, warm)
+            warm_ups = [self.pool.submit(_warm_up, warm) for _ in range(self.workers)]
         except (OSError, RuntimeError):
             self.workers, self.pool = 0, None
+            return
+        for w in warm_ups:  # one feeder per worker: it sends the next figure when the last is done
+            threading.Thread(target=self._feed, args=(w,), daemon=True).start()
 
     def submit(self, fn: Callable, *args) -> Any:
-        task = self._send(fn, args) if self.workers >= 1 and _sendable(fn, args) else None
-        return task or draw_now(fn, *args)
+        if self.workers >= 1 and _sendable(fn, args):
+            self.start()
+            with self.changed:
+                if self.pool is not None and not self.closed:
+                    task = _Task(self, fn, args)
+                    self.waiting.append(task)
+                    self.changed.notify_all()
+                    return task
+        return draw_now(fn, *args)
 
-    def _send(self, fn: Callable, args: tuple) -> _Task | None:
-        """``fn(*args)`` queued for a worker; None when the pool cannot take it (then drawn here)."""
-        self.start()
-        if self.pool is None:
-            return None
-        try:
-            task = _Task(self.pool.submit(_draw, self.directions, fn, args), fn, args)
-        except RuntimeError:  # the pool broke: draw here from now on
-            self.workers, self.pool = 0, None
-            return None
-        self.tasks.append(task)
-        return task
+    def _feed(self, busy) -> None:
+        """A worker's feeder: wait for its current figure, then send it the oldest waiting one."""
+        from concurrent.futures import wait
+
+        while True:
+            wait([busy])
+            with self.changed:
+                while not self.waiting and not self.closed:
+                    self.changed.wait()
+                if self.closed:
+                    return
+                task = self.waiting.popleft()
+                task.state = "sending"
+            try:  # outside the lock: the pool's own threads call back into futures
+                busy = self.pool.submit(_draw, self.directions, task.fn, task.args)
+            except (AttributeError, RuntimeError):  # the pool broke or closed: the caller draws it
+                busy = None
+            with self.changed:
+                task.future, task.state = busy, "sent" if busy is not None else "waiting"
+                if busy is None:
+                    self.waiting.appendleft(task)
+                    self.closed = True
+                self.changed.notify_all()
+            if busy is None:
+                return
+
+    def take_back(self, task: _Task | None = None) -> _Task | None:
+        """A waiting figure (``task``, else the newest) made the caller's to draw; None when a
+        worker has it (or, without ``task``, when none is waiting)."""
+        with self.changed:
+            if task is None:
+                if not self.waiting:
+                    return None
+                task = self.waiting.pop()
+            else:
+                while task.state == "sending":
+                    self.changed.wait()
+                if task.state != "waiting":
+                    return None
+                self.waiting.remove(task)
+            task.state = "here"
+            return task
 
     def finish(self) -> None:
-        """Draw here, newest first, the figures no worker has started: this core is free now."""
-        for task in reversed(self.tasks):
-            if not task.take_over():
-                break  # the queue is first in, first out: every older task has started too
-        self.tasks = []
+        """Draw here, newest first, the figures no worker has begun: this core is free now."""
+        while (task := self.take_back()) is not None:
+            task.future = draw_now(task.fn, *task.args)
 
     def close(self, wait: bool = True) -> None:
         """Stop the workers once the figures being drawn are done (``wait``: wait for that);
-        those not started are dropped."""
-        self.tasks = []
+        figures still waiting are drawn here if asked for."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
         if self.pool is not None:
             self.pool.shutdown(wait=wait, cancel_futures=True)
             self.pool = None
@@ -140,25 +186,24 @@ class Renderer:
     def __enter__(self) -> "Renderer":
         return self
 
-    def __exit__(self, exc_type, *exc) -> None:
-        self.close(wait=exc_type is None)  # a failed report does not wait for its figures
+    def __exit__(self, *exc) -> None:
+        # no waiting for the workers to exit (a second or so): the figures asked for are drawn
+        # by now, and a failed report need not wait for the others
+        self.close(wait=False)
 
 
 class _Task:
-    """A figure sent to a worker; drawn here instead when no worker has started it or the pool broke."""
+    """A figure for a worker: waiting, being sent, sent (``future``), or taken back to draw here."""
 
-    def __init__(self, future, fn: Callable, args: tuple):
-        self.future, self.fn, self.args = future, fn, args
-
-    def take_over(self) -> bool:
-        if not self.future.cancel():
-            return False
-        self.future = draw_now(self.fn, *self.args)
-        return True
+    def __init__(self, owner: Renderer, fn: Callable, args: tuple):
+        self.owner, self.fn, self.args = owner, fn, args
+        self.state, self.future = "waiting", None
 
     def result(self):
         from concurrent.futures.process import BrokenProcessPool
 
+        if self.owner.take_back(self) is not None:  # asked for before a worker took it
+            self.future = draw_now(self.fn, *self.args)
         try:
             return self.future.result()
         except BrokenProcessPool:

@@ -251,6 +251,35 @@ def test_figures_no_worker_has_started_are_drawn_here_newest_first(monkeypatch):
     assert here == sorted(here)  # taken back from the newest
 
 
+def _exit_unless_in(pid: int) -> int:
+    import os
+
+    if os.getpid() != pid:
+        os._exit(3)  # a worker dying mid-figure
+    return pid
+
+
+def test_a_worker_that_dies_is_replaced_by_drawing_here(monkeypatch):
+    import os
+    import time
+
+    from benchmark import executors
+    from benchmark import figures as F
+
+    monkeypatch.setattr(executors, "available_cores", lambda: 2)
+    with F.Renderer() as r:
+        first = r.submit(_exit_unless_in, os.getpid())
+        for _ in range(600):  # until the worker has it (once it has started)
+            if first.state == "sent":
+                break
+            time.sleep(0.05)
+        assert first.state == "sent"
+        assert first.result() == os.getpid()  # the worker died drawing it: drawn here instead
+        later = [r.submit(_pid) for _ in range(3)]
+        r.finish()
+        assert [t.result() for t in later] == [os.getpid()] * 3
+
+
 def test_gallery_drawn_in_a_background_process_equals_the_one_drawn_here(tmp_path, monkeypatch):
     """The ARC gallery through the report's Renderer: the same PNG bytes from a worker as here."""
     from benchmark import arc_gallery, executors
