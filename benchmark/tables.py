@@ -40,7 +40,7 @@ def read_results(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: missing column(s) {missing}")
     for col, cast in NUMERIC.items():
         if col in df:
-            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+            df[col] = pd.to_numeric(df[col], errors="coerce")  # "" is NaN
     df["shots"] = df["shots"].astype(int)
     if "seed" in df:
         df["seed"] = df["seed"].fillna(0).astype(int)
@@ -74,18 +74,21 @@ def load_runs(runs: Sequence[Path]) -> tuple[pd.DataFrame, list[dict]]:
         frames.append(df)
         manifests.append({"run": str(r), **read_manifest(r)})
     try:  # the checked merge (refuses runs that disagree on a row), where present
-        from benchmark.rundir import merge_runs
+        from benchmark.rundir import MERGE_KEY, merge_runs
     except ImportError:
-        merge_runs = None
+        merge_runs, MERGE_KEY = None, None
     if merge_runs is not None:
         df = merge_runs(frames, [str(r) for r in runs])
     else:
         df = pd.concat(frames, ignore_index=True)
-    df = df.drop_duplicates(ROW_KEY, keep="first").reset_index(drop=True)
+    # merge_runs keeps one row per MERGE_KEY and status: unique on ROW_KEY too when that is coarser
+    if MERGE_KEY is None or not set(MERGE_KEY + ["status"]) <= set(ROW_KEY):
+        df = df.drop_duplicates(ROW_KEY, keep="first").reset_index(drop=True)
     df["setting"] = setting_labels(df)
     # an integer per episode: pairing on it is far cheaper than on five text columns
     df["ep"] = df.groupby(PAIR_KEY, sort=False).ngroup()
-    for (suite, metric), _ in df.groupby(["suite", "metric"]):
+    pairs = df[["suite", "metric"]].drop_duplicates().dropna()
+    for suite, metric in sorted(pairs.itertuples(index=False, name=None)):  # as groupby's sorted groups
         d = direction_from_metric(metric)
         if d is not None and suite not in DIRECTIONS:
             DIRECTIONS[suite] = d
@@ -96,7 +99,7 @@ def load_runs(runs: Sequence[Path]) -> tuple[pd.DataFrame, list[dict]]:
 def setting_labels(df: pd.DataFrame) -> pd.Series:
     """Per row, the suite parameters that vary within its suite (e.g. ``pool_size=16``)."""
     out = pd.Series("", index=df.index, dtype=object)
-    for suite, g in df.groupby("suite"):
+    for suite, g in df[[c for c in ("suite", "suite_config", "task_id") if c in df]].groupby("suite"):
         configs = {c: json.loads(c) if c else {} for c in g["suite_config"].unique()}
         keys = sorted({k for cfg in configs.values() for k in cfg})
         varying = [k for k in keys if len({json.dumps(cfg.get(k), sort_keys=True)
