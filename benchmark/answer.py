@@ -171,13 +171,6 @@ def _from_comparison(key: str, c: dict | None, other: str | None, split: str, wh
                 other=other, split=split, shots=c.get("shots", ""))
 
 
-def _parse(s: str):
-    try:
-        return json.loads(s)
-    except (TypeError, ValueError):
-        return None
-
-
 def _distance(pa: Sequence, pb: Sequence, d: float) -> np.ndarray:
     """Per row of parsed predictions: mean squared difference / d of numeric ones, else the
     fraction of queries answered differently. Flat numeric rows of one length are averaged in
@@ -223,9 +216,9 @@ def distance_cell(df: pd.DataFrame, suite: str, setting: str, pred: str, tmpl: s
     dim = 1.0
     if "d" in ok and pd.to_numeric(ok["d"], errors="coerce").notna().any():
         dim = float(pd.to_numeric(ok["d"], errors="coerce").dropna().iloc[0])
-    mine = [_parse(x) for x in wide[pred]]
-    dt = _distance(mine, [_parse(x) for x in wide[tmpl]], dim)
-    dr = _distance(mine, [_parse(x) for x in wide[ref]], dim)
+    mine = T.json_rows(wide[pred])
+    dt = _distance(mine, T.json_rows(wide[tmpl]), dim)
+    dr = _distance(mine, T.json_rows(wide[ref]), dim)
     per = pd.DataFrame({"diff": dt - dr}, index=wide.index).dropna()
     if per.empty:
         return Cell("distance", other=f"{tmpl} / {ref}", note="predictions not comparable")

@@ -744,13 +744,32 @@ def transition(df: pd.DataFrame, suite: str, shots_at: Sequence[int] = (8, 16),
     return out[["split", "measure", "predictor", "pool_size"] + seeds + ["M", "mean", "lo", "hi", "n"]]
 
 
+def json_rows(texts: Sequence) -> list:
+    """``json.loads`` of each text, None where it fails. Flat lists without strings (no brackets
+    or quotes inside) are parsed as one JSON array: the same values, without a call per row."""
+    texts = list(texts)
+    if all(isinstance(t, str) and t[:1] == "[" and t[-1:] == "]" and t.count("[") == 1
+           and t.count("]") == 1 and '"' not in t for t in texts):
+        try:  # each is valid on its own exactly when the array of them is
+            return json.loads("[" + ",".join(texts) + "]")
+        except ValueError:
+            pass
+    return [_json_or_none(t) for t in texts]
+
+
+def _json_or_none(text):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def _parse_predictions(s: pd.Series) -> np.ndarray:
     """JSON lists of equal length into a 2-D float array (rows that fail become NaN)."""
     vals = []
     width = None
-    for t in s:
+    for a in json_rows(s):
         try:
-            a = json.loads(t)
             width = width or len(a)
             vals.append(a if len(a) == width else [np.nan] * width)
         except (TypeError, ValueError):
@@ -784,21 +803,26 @@ def prediction_distance(df: pd.DataFrame, suite: str, subject: str = "icl-transf
         return pd.DataFrame()
     subjects = [s for s in dict.fromkeys(ok["predictor"])
                 if s == subject or str(s).startswith(f"{subject}-")]
-    frames = [_distance_to_others(ok, key, s, others, per_episode) for s in subjects]
+    seen: dict = {}  # each reference's rows and parsed predictions, shared by the subjects
+    frames = [_distance_to_others(ok, key, s, others, per_episode, seen) for s in subjects]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _distance_to_others(ok: pd.DataFrame, key: list[str], subject: str, others: Sequence[str],
-                        per_episode: bool) -> pd.DataFrame:
-    """:func:`prediction_distance` for one subject."""
+                        per_episode: bool, seen: dict | None = None) -> pd.DataFrame:
+    """:func:`prediction_distance` for one subject (``seen``: the references' rows and parsed
+    predictions, kept from the subjects before)."""
+    seen = {} if seen is None else seen
     subj = ok[ok["predictor"] == subject].drop_duplicates(key)
     if subj.empty:
         return pd.DataFrame()
     ps = _parse_predictions(subj["prediction"])
     parts = []
     for other in others:
-        oth = ok[ok["predictor"] == other].drop_duplicates(key)
+        if other not in seen:
+            seen[other] = [ok[ok["predictor"] == other].drop_duplicates(key), None]
+        oth = seen[other][0]
         if oth.empty:
             continue
         extra = [c for c in ("split", "setting", "pool_size", "pool_seed", "d", "task_id")
@@ -810,7 +834,9 @@ def _distance_to_others(ok: pd.DataFrame, key: list[str], subject: str, others: 
         jj = j.merge(o, on=key)
         if jj.empty:
             continue
-        po = _parse_predictions(oth["prediction"])
+        if seen[other][1] is None:
+            seen[other][1] = _parse_predictions(oth["prediction"])
+        po = seen[other][1]
         a, b = ps[jj["_i"].to_numpy()], po[jj["_o"].to_numpy()]
         if a.shape[1] != b.shape[1]:
             continue

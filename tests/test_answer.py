@@ -296,3 +296,22 @@ def test_prediction_distances_in_arrays_equal_row_by_row():
     assert np.array_equal(got[:300], np.array(expected), equal_nan=True)
     assert got[300] == 0.5 and got[301] == pytest.approx(0.25 / 4.0)
     assert np.isnan(got[302:]).all()
+
+
+def test_predictions_parsed_at_once_equal_those_parsed_one_by_one():
+    """tables.json_rows: one JSON array for flat lists, row by row otherwise; the same values."""
+    def one_by_one(texts):
+        out = []
+        for t in texts:
+            try:
+                out.append(json.loads(t))
+            except (TypeError, ValueError):
+                out.append(None)
+        return out
+
+    flat = ["[0.1, -2.5e-07, 3]", "[]", "[NaN, Infinity, -Infinity]", "[1,2,3,4]", "[true, null]"]
+    cases = [flat, flat + ["[1, 2"], flat + ["[1,,2]"], flat + ['["a", "b"]'], flat + ["[[1], [2]]"],
+             flat + [float("nan")], ["[[1", "2]]", "[1], [2]"], ["[1]", "3, 4"]]
+    for texts in cases:
+        got, want = T.json_rows(texts), one_by_one(texts)
+        assert json.dumps(got) == json.dumps(want), texts
