@@ -178,9 +178,7 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     d = df[keep].dropna(subset=[value])
     if d.empty:
         return pd.DataFrame(columns=cols)
-    d = d.sort_values(by, kind="stable")
-    gid = d.groupby(by, sort=False, observed=True).ngroup().to_numpy()
-    keys = d.drop_duplicates(by)[by].reset_index(drop=True)
+    d, gid, keys = _sorted_groups(d, by)
     v = d[value].to_numpy(float)
     sizes = np.bincount(gid)
     means = np.bincount(gid, weights=v) / sizes
@@ -190,7 +188,8 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     if cluster and cluster in d:
         cv = d[cluster].fillna("").astype(str).to_numpy()
         valid = (cv != "") & (cv != "nan")
-        code = pd.Series(list(zip(gid, cv))).factorize()[0]
+        cvc = pd.factorize(cv)[0].astype(np.int64)
+        code = pd.factorize(gid.astype(np.int64) * (int(cvc.max()) + 1) + cvc)[0]  # (group, cluster) pairs
         n_cl = pd.Series(code).groupby(gid).nunique().to_numpy()
         all_valid = np.bincount(gid, weights=valid.astype(float)) == sizes
         clustered = all_valid & (n_cl < sizes)
@@ -239,6 +238,21 @@ def grouped_bootstrap(df: pd.DataFrame, by: list[str], value: str = "score", lev
     out["units"] = n_units
     out["unit"] = np.where(clustered, "tasks", "episodes")
     return out
+
+
+def _sorted_groups(d: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """``d`` sorted by ``by`` (stable), each row's group number (in that order) and the groups'
+    keys: from each column's sorted codes, factorized once (sorting and grouping the text
+    columns again each took as long)."""
+    codes = [pd.factorize(d[c], sort=True)[0] for c in by]
+    if any((c < 0).any() for c in codes):  # a missing key: sorted and grouped as pandas does
+        d = d.sort_values(by, kind="stable")
+        return d, d.groupby(by, sort=False, observed=True).ngroup().to_numpy(), \
+            d.drop_duplicates(by)[by].reset_index(drop=True)
+    order = np.lexsort(codes[::-1])  # stable, first key first: as sort_values on several columns
+    c = np.stack(codes)[:, order]
+    start = np.r_[True, (c[:, 1:] != c[:, :-1]).any(axis=0)]
+    return d.iloc[order], np.cumsum(start) - 1, d[by].iloc[order[start]].reset_index(drop=True)
 
 
 def episode_means(df: pd.DataFrame, by: list[str], value: str = "score") -> pd.DataFrame:

@@ -185,6 +185,25 @@ def test_grouped_bootstrap_matches_stats_bootstrap():
     assert got.loc["c", "lo"] == got.loc["c", "hi"] == 3.0
 
 
+def test_groups_from_sorted_codes_equal_sorting_and_grouping_the_frame():
+    """grouped_bootstrap's groups: each column factorized once gives the order, group numbers
+    and keys of sort_values + groupby + drop_duplicates (text, numbers, categories)."""
+    from benchmark.tables import _sorted_groups
+
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        m = int(rng.integers(1, 500))
+        d = pd.DataFrame({"a": rng.choice(["x", "y", "Z", "w", ""], m), "b": rng.integers(-2, 3, m),
+                          "c": pd.Categorical(rng.choice(["q", "p"], m), categories=["q", "p"]),
+                          "score": rng.random(m)}).astype({"a": "str"})
+        for by in (["a"], ["b", "a"], ["c", "a", "b"]):
+            got, gid, keys = _sorted_groups(d, by)
+            want = d.sort_values(by, kind="stable")
+            pd.testing.assert_frame_equal(got, want)
+            assert (gid == want.groupby(by, sort=False, observed=True).ngroup().to_numpy()).all()
+            pd.testing.assert_frame_equal(keys, want.drop_duplicates(by)[by].reset_index(drop=True))
+
+
 def test_missing_results_is_a_clear_error(tmp_path):
     from benchmark.report import build_report
 
