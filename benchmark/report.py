@@ -233,7 +233,8 @@ def build_report(runs: Sequence[Path], out: Path) -> Path:
         galleries = submit_galleries(df, out, renderer)
         metrics = df.groupby("suite")["metric"].agg(lambda s: next((m for m in s if m), "score")).to_dict()
         # colours are fixed per suite: few enough predictors there for each to get its own
-        stylers = {x: F.Styler(_predictor_order(df[df["suite"] == x])) for x in suite_order(df)}
+        stylers = {x: F.Styler(_predictor_order(df.loc[df["suite"] == x, ["predictor", "family"]]))
+                   for x in suite_order(df)}
 
         curves = T.curves(df)
         curves.to_csv(tab_dir / "curves.csv", index=False)
