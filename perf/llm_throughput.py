@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from baselines.hf_model import bf16_supported
+    from baselines.hf_model import bf16_supported, resolve_dtype
 
     print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bfloat16: {bf16_supported('cpu')} "
-          f"(the fast path's dtype='auto' is {'bfloat16' if bf16_supported('cpu') else 'float32'}); "
+          f"(the fast path's dtype='auto' is {resolve_dtype('auto', 'cpu')}); "
           f"torch {torch.__version__}", flush=True)
     suite = get_suite("strings", queries=args.queries, retrieval_size=max(18, 16 + args.queries))
     common = {"threads": args.threads, "device": "cpu"}
